@@ -1,0 +1,47 @@
+//! Blocking drivers: the loops that move bytes between a [`Link`](crate::link::Link)
+//! and a state machine, reading the time from a [`Clock`](crate::time::Clock).
+//!
+//! They make no protocol decision of their own; those are in [`crate::machine`].
+
+mod client;
+mod server;
+
+pub use client::{Call, Client};
+pub use server::{Server, Step};
+
+/// Bytes read from the link at a time. Unprocessed bytes are kept for the next
+/// step, never dropped.
+const INBOX: usize = 64;
+
+/// Bytes read from the link and not yet fed to a state machine.
+struct Inbox {
+    buf: [u8; INBOX],
+    start: usize,
+    end: usize,
+}
+
+impl Inbox {
+    const fn new() -> Self {
+        Inbox { buf: [0; INBOX], start: 0, end: 0 }
+    }
+
+    fn pending(&self) -> &[u8] {
+        self.buf.get(self.start..self.end).unwrap_or(&[])
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start = self.start.saturating_add(n).min(self.end);
+    }
+
+    /// Reads into the (empty) inbox; the result as [`Link::read_within`](crate::link::Link::read_within).
+    fn fill<L: crate::link::Link>(
+        &mut self,
+        link: &mut L,
+        timeout: core::time::Duration,
+    ) -> Result<Option<usize>, L::Error> {
+        let read = link.read_within(&mut self.buf, timeout)?;
+        self.start = 0;
+        self.end = read.unwrap_or(0).min(INBOX);
+        Ok(read)
+    }
+}

@@ -1,0 +1,130 @@
+//! The blocking server: a serve loop and a non-blocking poll step, one mechanism.
+
+use core::time::Duration;
+
+use super::Inbox;
+use crate::link::Link;
+use crate::machine::{Dispatch, ServerMachine, ServerStats};
+use crate::time::Clock;
+
+/// What one [`Server::step`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Step {
+    /// No input arrived.
+    Idle,
+    /// Input was processed and every answer it produced was sent.
+    Progress,
+    /// The link reached its end of stream.
+    Closed,
+}
+
+/// How long [`Server::serve`] waits per step; it loops regardless, so this only
+/// bounds how often it wakes.
+const SERVE_WAIT: Duration = Duration::from_secs(1);
+
+/// A blocking server for `service` over link `L`, with `RX` and `TX` bytes of
+/// buffer (see [`ServerMachine`]).
+pub struct Server<L, S, C, const RX: usize = 256, const TX: usize = 256> {
+    link: L,
+    service: S,
+    clock: C,
+    machine: ServerMachine<RX, TX>,
+    inbox: Inbox,
+}
+
+impl<L: Link, S: Dispatch, C: Clock, const RX: usize, const TX: usize> Server<L, S, C, RX, TX> {
+    /// A server ready to answer.
+    pub fn new(link: L, service: S, clock: C) -> Self {
+        Server { link, service, clock, machine: ServerMachine::new(), inbox: Inbox::new() }
+    }
+
+    /// Answers calls until the link reaches its end of stream.
+    ///
+    /// # Errors
+    /// The link's error, when reading or writing fails.
+    pub fn serve(&mut self) -> Result<(), L::Error> {
+        while self.step(SERVE_WAIT)? != Step::Closed {}
+        Ok(())
+    }
+
+    /// Handles whatever input is ready without waiting: for a main loop.
+    ///
+    /// # Errors
+    /// The link's error, when reading or writing fails.
+    pub fn poll(&mut self) -> Result<Step, L::Error> {
+        self.step(Duration::ZERO)
+    }
+
+    /// Waits up to `wait` for input, then handles it and sends every answer.
+    ///
+    /// # Errors
+    /// The link's error, when reading or writing fails.
+    pub fn step(&mut self, wait: Duration) -> Result<Step, L::Error> {
+        if self.inbox.pending().is_empty() {
+            match self.inbox.fill(&mut self.link, wait)? {
+                None => return Ok(Step::Idle),
+                Some(0) => return Ok(Step::Closed),
+                Some(_) => {}
+            }
+        }
+        while !self.inbox.pending().is_empty() {
+            let now = self.clock.now();
+            let used = self.machine.receive(self.inbox.pending(), now, &mut self.service);
+            self.inbox.consume(used);
+            if !self.send()? {
+                return Ok(Step::Closed);
+            }
+        }
+        Ok(Step::Progress)
+    }
+
+    /// Sends the pending answer; `false` if the link accepts no more bytes.
+    fn send(&mut self) -> Result<bool, L::Error> {
+        let mut wrote_any = false;
+        loop {
+            let out = self.machine.outgoing();
+            if out.is_empty() {
+                break;
+            }
+            match self.link.write(out) {
+                Ok(0) => {
+                    self.machine.discard_outgoing();
+                    return Ok(false);
+                }
+                Ok(n) => {
+                    self.machine.wrote(n);
+                    wrote_any = true;
+                }
+                Err(e) => {
+                    self.machine.discard_outgoing();
+                    return Err(e);
+                }
+            }
+        }
+        if wrote_any {
+            self.link.flush()?;
+        }
+        Ok(true)
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &ServerStats {
+        self.machine.stats()
+    }
+
+    /// The service.
+    pub fn service(&self) -> &S {
+        &self.service
+    }
+
+    /// The service, mutably.
+    pub fn service_mut(&mut self) -> &mut S {
+        &mut self.service
+    }
+
+    /// Takes the server apart.
+    pub fn into_parts(self) -> (L, S, C) {
+        (self.link, self.service, self.clock)
+    }
+}

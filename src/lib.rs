@@ -1,0 +1,70 @@
+#![doc = include_str!("../README.md")]
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+#[cfg(feature = "std")]
+extern crate std;
+
+// The logging shim comes first so every module can use its macros.
+#[macro_use]
+mod log;
+
+pub mod driver;
+pub mod error;
+pub mod link;
+pub mod machine;
+mod service;
+pub mod stats;
+pub mod time;
+pub mod wire;
+
+pub use driver::{Call, Client, Server, Step};
+pub use error::{Error, Executed, Status};
+pub use link::Link;
+pub use machine::{Dispatch, Refused, Replied, Responder};
+pub use time::{Clock, Instant};
+
+#[cfg(feature = "std")]
+pub use time::StdClock;
+
+/// Re-exported so service definitions can use `wirecall::heapless::String<N>`
+/// with the serde support wirecall was built with.
+pub use heapless;
+
+/// Decodes a postcard value that must use every byte: trailing bytes mean the
+/// two sides disagree about the type.
+fn decode_exact<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Option<T> {
+    match postcard::take_from_bytes::<T>(bytes) {
+        Ok((value, [])) => Some(value),
+        _ => None,
+    }
+}
+
+/// Used by the code that [`service!`] generates; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    use crate::wire::MAX_APP_METHOD_ID;
+
+    /// Decodes a request's argument tuple, refusing trailing bytes.
+    ///
+    /// # Errors
+    /// [`Refused::BadArguments`](crate::Refused::BadArguments) when they do not decode exactly.
+    pub fn decode_args<'a, T: serde::Deserialize<'a>>(args: &'a [u8]) -> Result<T, crate::Refused> {
+        crate::decode_exact(args).ok_or(crate::Refused::BadArguments)
+    }
+
+    /// Fails compilation when two methods share an id or one uses a reserved id.
+    pub const fn check_ids(ids: &[u16]) {
+        let mut i = 0;
+        while i < ids.len() {
+            assert!(ids[i] <= MAX_APP_METHOD_ID, "wirecall::service!: method ids above 0xFEFF are reserved");
+            let mut j = i + 1;
+            while j < ids.len() {
+                assert!(ids[i] != ids[j], "wirecall::service!: two methods share the same id");
+                j += 1;
+            }
+            i += 1;
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! The `service!` macro: one definition, a handler trait, a dispatcher and a client stub.
+
+/// Defines a service: a module holding the handler trait, the dispatcher and the
+/// typed client stub, all from one list of methods with stable numeric ids.
+///
+/// ```
+/// wirecall::service! {
+///     /// A greeter.
+///     pub mod greeter {
+///         /// Says hello to `name`.
+///         fn greet(name: &str) -> wirecall::heapless::String<32> = 1;
+///         /// Adds two numbers.
+///         fn add(a: i32, b: i32) -> i32 = 2;
+///         /// Forgets everything (no return value).
+///         fn reset() = 3;
+///     }
+/// }
+/// ```
+///
+/// generates, in `mod greeter`:
+///
+/// - `trait Service`: one `&mut self` method per definition, to implement on the server;
+/// - `struct Dispatcher<S: Service>(pub S)`: implements [`Dispatch`](crate::Dispatch),
+///   so a [`Server`](crate::Server) can answer with it;
+/// - `struct Client<C: Call>(pub C)`: one method per definition, e.g.
+///   `greet(&mut self, name: &str) -> Result<String<32>, wirecall::Error>`, over any
+///   [`Call`](crate::Call) such as a [`Client`](crate::Client);
+/// - `mod ids`: one `u16` constant per method (`ids::greet == 1`);
+/// - `NAME` (the module name) and `METHODS` (`(id, name)` pairs, in definition order).
+///
+/// Rules, checked at compile time: ids are `u16` literals, distinct, and at most
+/// [`MAX_APP_METHOD_ID`](crate::wire::MAX_APP_METHOD_ID) (higher ids are reserved
+/// for built-in methods). Arguments may borrow (`&str`, `&[u8]`): the server
+/// decodes them in place. Return types must own their data. Application errors
+/// are values: declare `-> Result<T, E>` and the caller gets `Ok(Err(e))`, which
+/// says the handler ran. The module sees the items of its parent (`use super::*`).
+#[macro_export]
+macro_rules! service {
+    (
+        $(#[$mod_meta:meta])*
+        $vis:vis mod $module:ident {
+            $(
+                $(#[$meta:meta])*
+                fn $name:ident ( $($arg:ident : $ty:ty),* $(,)? ) $(-> $ret:ty)? = $id:literal;
+            )*
+        }
+    ) => {
+        $(#[$mod_meta])*
+        $vis mod $module {
+            #![allow(unused_imports)]
+            use super::*;
+
+            /// Method ids, one constant per method.
+            #[allow(non_upper_case_globals)]
+            pub mod ids {
+                $( #[doc = concat!("Id of `", stringify!($name), "`.")] pub const $name: u16 = $id; )*
+            }
+
+            const _: () = $crate::__private::check_ids(&[$($id),*]);
+
+            /// The service's name.
+            pub const NAME: &str = stringify!($module);
+
+            /// `(id, name)` of every method, in definition order.
+            pub const METHODS: &[(u16, &str)] = &[$(($id, stringify!($name))),*];
+
+            /// The handlers: implement this on the server.
+            pub trait Service {
+                $(
+                    $(#[$meta])*
+                    fn $name(&mut self $(, $arg: $ty)*) -> $crate::__ret!($($ret)?);
+                )*
+            }
+
+            /// Answers requests by calling the handlers of the `Service` it holds.
+            pub struct Dispatcher<S>(pub S);
+
+            impl<S: Service> $crate::Dispatch for Dispatcher<S> {
+                fn dispatch(
+                    &mut self,
+                    method: u16,
+                    args: &[u8],
+                    responder: $crate::Responder<'_>,
+                ) -> ::core::result::Result<$crate::Replied, $crate::Refused> {
+                    match method {
+                        $(
+                            $id => {
+                                let ($($arg,)*): ($($ty,)*) = $crate::__private::decode_args(args)?;
+                                let value = self.0.$name($($arg),*);
+                                Ok(responder.reply(&value))
+                            }
+                        )*
+                        _ => Err($crate::Refused::UnknownMethod),
+                    }
+                }
+            }
+
+            /// The typed client stub: each method makes one remote call.
+            pub struct Client<C>(pub C);
+
+            impl<C: $crate::Call> Client<C> {
+                $(
+                    $(#[$meta])*
+                    ///
+                    /// # Errors
+                    /// When no value came back; [`wirecall::Error::executed`] says
+                    /// whether the handler ran.
+                    pub fn $name(&mut self $(, $arg: $ty)*) -> ::core::result::Result<$crate::__ret!($($ret)?), $crate::Error> {
+                        $crate::Call::call(&mut self.0, $id, &($($arg,)*))
+                    }
+                )*
+            }
+        }
+    };
+}
+
+/// The return type of a method: its declared type, or `()`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __ret {
+    () => { () };
+    ($ret:ty) => { $ret };
+}

@@ -1,0 +1,272 @@
+//! The frame: a header, a postcard payload and a CRC, COBS-encoded on the stream.
+//!
+//! ```text
+//! on the stream:  COBS( header ‖ payload ‖ CRC-16 ) ‖ 0x00
+//! header:         byte 0      version (high nibble) | kind (low nibble)
+//!                 bytes 1..3  sequence number, u16 little-endian
+//!                 bytes 3..   kind-specific fields (method id, status code)
+//! CRC:            CRC-16/MCRF4XX over header ‖ payload, appended little-endian
+//! ```
+//!
+//! [`Frame::parse`] reads a decoded frame whose CRC was already checked by
+//! [`FrameDecoder`](super::FrameDecoder); it never panics on any input. The
+//! `encode_*` functions write a complete on-wire frame, delimiter included,
+//! through postcard's CRC and COBS flavors. PROTOCOL.md is the normative text.
+
+use postcard::ser_flavors::{Cobs, Slice, crc::CrcModifier};
+use serde::Serialize;
+
+use super::{CRC, Status};
+
+/// The protocol version this crate speaks.
+pub const VERSION: u8 = 1;
+
+/// Bytes of the fixed header every frame starts with (version/kind and sequence number).
+pub const HEADER_LEN: usize = 3;
+
+/// Bytes of the CRC that ends every decoded frame.
+pub const CRC_LEN: usize = 2;
+
+/// The largest method id an application may use; ids above it are reserved for the library.
+pub const MAX_APP_METHOD_ID: u16 = 0xFEFF;
+
+/// Byte offsets of the header fields, as in PROTOCOL.md §3.
+mod field {
+    pub const VERSION_KIND: usize = 0;
+    pub const SEQ: core::ops::Range<usize> = 1..3;
+    pub const BODY: usize = 3;
+}
+
+/// What a frame is; the low nibble of byte 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[repr(u8)]
+pub enum Kind {
+    /// A call: method id, then the postcard-encoded argument tuple.
+    Request = 1,
+    /// The handler's return value, postcard-encoded.
+    Reply = 2,
+    /// A library status instead of a value.
+    Status = 3,
+}
+
+impl Kind {
+    /// The kind for a nibble, if v1 defines one.
+    pub const fn from_nibble(nibble: u8) -> Option<Kind> {
+        match nibble {
+            1 => Some(Kind::Request),
+            2 => Some(Kind::Reply),
+            3 => Some(Kind::Status),
+            _ => None,
+        }
+    }
+}
+
+/// A parsed frame, borrowing its payload from the receive buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Frame<'a> {
+    /// A call of `method`; `args` is the postcard-encoded argument tuple.
+    Request {
+        /// Sequence number chosen by the caller.
+        seq: u16,
+        /// Method id from the service definition.
+        method: u16,
+        /// Postcard-encoded arguments.
+        args: &'a [u8],
+    },
+    /// The return value of the call `seq`.
+    Reply {
+        /// Sequence number of the request answered.
+        seq: u16,
+        /// Postcard-encoded return value.
+        value: &'a [u8],
+    },
+    /// A status instead of a value for the call `seq`.
+    Status {
+        /// Sequence number of the request answered.
+        seq: u16,
+        /// What happened.
+        status: Status,
+    },
+}
+
+/// Why a decoded frame (CRC already good) could not be parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum ParseError {
+    /// Fewer bytes than the header of its kind needs.
+    TooShort,
+    /// The version nibble is not [`VERSION`].
+    Version(u8),
+    /// The kind nibble names no kind this version defines.
+    Kind(u8),
+    /// A header field is not well formed (a method id varint that overflows u16).
+    Malformed,
+}
+
+impl<'a> Frame<'a> {
+    /// Parses a decoded frame: header and payload, without the CRC.
+    ///
+    /// # Errors
+    /// [`ParseError`] when the frame is too short, of another version, of an
+    /// unknown kind or has a malformed header field. Never panics.
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, ParseError> {
+        let (&first, _) = bytes.split_first().ok_or(ParseError::TooShort)?;
+        debug_assert_eq!(field::VERSION_KIND, 0);
+        let version = first >> 4;
+        if version != VERSION {
+            return Err(ParseError::Version(version));
+        }
+        let kind = Kind::from_nibble(first & 0x0F).ok_or(ParseError::Kind(first & 0x0F))?;
+        let seq = match bytes.get(field::SEQ) {
+            Some(&[lo, hi]) => u16::from_le_bytes([lo, hi]),
+            _ => return Err(ParseError::TooShort),
+        };
+        let body = bytes.get(field::BODY..).ok_or(ParseError::TooShort)?;
+        match kind {
+            Kind::Request => {
+                if body.is_empty() {
+                    return Err(ParseError::TooShort);
+                }
+                let (method, args) = postcard::take_from_bytes::<u16>(body).map_err(|e| match e {
+                    postcard::Error::DeserializeUnexpectedEnd => ParseError::TooShort,
+                    _ => ParseError::Malformed,
+                })?;
+                Ok(Frame::Request { seq, method, args })
+            }
+            Kind::Reply => Ok(Frame::Reply { seq, value: body }),
+            Kind::Status => {
+                // Bytes after the code are reserved: v1 senders send none, receivers ignore them.
+                let (&code, _) = body.split_first().ok_or(ParseError::TooShort)?;
+                Ok(Frame::Status { seq, status: Status::from_code(code) })
+            }
+        }
+    }
+
+    /// The sequence number of the frame.
+    pub const fn seq(&self) -> u16 {
+        match *self {
+            Frame::Request { seq, .. } | Frame::Reply { seq, .. } | Frame::Status { seq, .. } => seq,
+        }
+    }
+
+    /// The kind of the frame.
+    pub const fn kind(&self) -> Kind {
+        match self {
+            Frame::Request { .. } => Kind::Request,
+            Frame::Reply { .. } => Kind::Reply,
+            Frame::Status { .. } => Kind::Status,
+        }
+    }
+}
+
+/// The buffer could not hold the encoded frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct BufferFull;
+
+const fn version_kind(kind: Kind) -> u8 {
+    (VERSION << 4) | kind as u8
+}
+
+/// Writes `COBS(value ‖ CRC) ‖ 0x00` into `buf` through postcard's flavors.
+fn encode<'b, T: Serialize + ?Sized>(value: &T, buf: &'b mut [u8]) -> Result<&'b [u8], BufferFull> {
+    let cobs = Cobs::try_new(Slice::new(buf)).map_err(|_| BufferFull)?;
+    let flavor = CrcModifier::new(cobs, CRC.digest());
+    match postcard::serialize_with_flavor(value, flavor) {
+        Ok(frame) => Ok(frame),
+        Err(_) => Err(BufferFull),
+    }
+}
+
+/// Encodes a complete Request frame (COBS, CRC and delimiter included) into `buf`.
+///
+/// `args` is the argument tuple, e.g. `&(2i32, 3i32)` or `&("Ada",)`.
+///
+/// # Errors
+/// [`BufferFull`] when `buf` is too small, or when `args` cannot be serialized.
+pub fn encode_request<'b, A: Serialize + ?Sized>(
+    seq: u16,
+    method: u16,
+    args: &A,
+    buf: &'b mut [u8],
+) -> Result<&'b [u8], BufferFull> {
+    encode(&(version_kind(Kind::Request), seq.to_le_bytes(), method, args), buf)
+}
+
+/// Encodes a complete Reply frame carrying `value` into `buf`.
+///
+/// # Errors
+/// [`BufferFull`] when `buf` is too small, or when `value` cannot be serialized.
+pub fn encode_reply<'b, T: Serialize + ?Sized>(seq: u16, value: &T, buf: &'b mut [u8]) -> Result<&'b [u8], BufferFull> {
+    encode(&(version_kind(Kind::Reply), seq.to_le_bytes(), value), buf)
+}
+
+/// Encodes a complete Status frame into `buf`.
+///
+/// # Errors
+/// [`BufferFull`] when `buf` is shorter than the 8 bytes a Status frame takes.
+pub fn encode_status(seq: u16, status: Status, buf: &mut [u8]) -> Result<&[u8], BufferFull> {
+    encode(&(version_kind(Kind::Status), seq.to_le_bytes(), status.code()), buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_each_kind() {
+        assert_eq!(
+            Frame::parse(&[0x11, 0x34, 0x12, 0x02, 0x04, 0x06]),
+            Ok(Frame::Request { seq: 0x1234, method: 2, args: &[0x04, 0x06] })
+        );
+        assert_eq!(
+            Frame::parse(&[0x11, 0x01, 0x00, 0x80, 0x02]),
+            Ok(Frame::Request { seq: 1, method: 256, args: &[] })
+        );
+        assert_eq!(Frame::parse(&[0x12, 0xff, 0xff, 0x0a]), Ok(Frame::Reply { seq: 0xffff, value: &[0x0a] }));
+        assert_eq!(Frame::parse(&[0x12, 0x00, 0x00]), Ok(Frame::Reply { seq: 0, value: &[] }));
+        assert_eq!(
+            Frame::parse(&[0x13, 0x07, 0x00, 12, 0xaa]),
+            Ok(Frame::Status { seq: 7, status: Status::Unimplemented })
+        );
+    }
+
+    #[test]
+    fn rejects_bad_headers_without_panicking() {
+        assert_eq!(Frame::parse(&[]), Err(ParseError::TooShort));
+        assert_eq!(Frame::parse(&[0x11, 0x00]), Err(ParseError::TooShort));
+        assert_eq!(Frame::parse(&[0x11, 0x00, 0x00]), Err(ParseError::TooShort));
+        assert_eq!(Frame::parse(&[0x11, 0x00, 0x00, 0x80]), Err(ParseError::TooShort));
+        assert_eq!(Frame::parse(&[0x11, 0x00, 0x00, 0xff, 0xff, 0x7f]), Err(ParseError::Malformed));
+        assert_eq!(Frame::parse(&[0x13, 0x00, 0x00]), Err(ParseError::TooShort));
+        assert_eq!(Frame::parse(&[0x21, 0x00, 0x00, 0x01]), Err(ParseError::Version(2)));
+        assert_eq!(Frame::parse(&[0x10, 0x00, 0x00, 0x01]), Err(ParseError::Kind(0)));
+        assert_eq!(Frame::parse(&[0x1f, 0x00, 0x00, 0x01]), Err(ParseError::Kind(15)));
+    }
+
+    #[test]
+    fn parse_never_panics_on_short_inputs() {
+        // Every input of up to three bytes, and a spread of four-byte ones.
+        for a in 0..=255u8 {
+            let _ = Frame::parse(&[a]);
+            for b in 0..=255u8 {
+                let _ = Frame::parse(&[a, b]);
+                let _ = Frame::parse(&[a, b, b ^ 0x5a]);
+                let _ = Frame::parse(&[a, 0, 0, b]);
+            }
+        }
+    }
+
+    #[test]
+    fn encode_reports_a_full_buffer() {
+        let mut small = [0u8; 9];
+        assert_eq!(encode_request(0, 2, &(2i32, 3i32), &mut small), Err(BufferFull));
+        let mut exact = [0u8; 10];
+        assert_eq!(encode_request(0, 2, &(2i32, 3i32), &mut exact).map(|f| f.len()), Ok(10));
+        assert_eq!(encode_status(0, Status::Internal, &mut [0u8; 7]), Err(BufferFull));
+        assert_eq!(encode_status(0, Status::Internal, &mut [0u8; 8]).map(|f| f.len()), Ok(8));
+    }
+}

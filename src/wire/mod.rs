@@ -1,0 +1,25 @@
+//! Wire protocol v1: frames, their encoding on a byte stream, and status codes.
+//!
+//! Pure functions and types, no state beyond a decoder's buffer: this layer
+//! knows nothing of calls, clients or servers. `PROTOCOL.md` is the normative
+//! description; the test vectors there are checked by `tests/vectors.rs`.
+
+mod decoder;
+mod frame;
+mod status;
+
+pub use decoder::{Decoded, DropReason, FrameDecoder, MIN_FRAME_LEN};
+pub use frame::{
+    BufferFull, CRC_LEN, Frame, HEADER_LEN, Kind, MAX_APP_METHOD_ID, ParseError, VERSION, encode_reply,
+    encode_request, encode_status,
+};
+pub use status::{Executed, Status};
+
+/// The frame check: CRC-16/MCRF4XX (poly 0x1021, init 0xFFFF, reflected in and
+/// out, no final XOR; check value 0x6F91), appended little-endian.
+pub static CRC: crc::Crc<u16> = crc::Crc::<u16>::new(&crc::CRC_16_MCRF4XX);
+
+/// Bytes COBS and the delimiter add to a frame whose decoded length is `len`.
+pub const fn stream_overhead(len: usize) -> usize {
+    len / 254 + 2
+}

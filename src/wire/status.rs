@@ -1,0 +1,124 @@
+//! Status codes: what a server says instead of a value, and what each proves.
+//!
+//! Every code is produced by the library, never by a handler: application
+//! errors travel as values inside a Reply (declare the method to return
+//! `Result<T, E>`), so the two can never be confused. Codes reuse gRPC's
+//! numbers where the meaning matches. Each code states whether the handler ran
+//! ([`Executed`]); that table is part of the wire contract (PROTOCOL.md, §5).
+
+/// Whether a call's handler ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Executed {
+    /// Provably not: nothing reached the server, or the server refused before dispatch.
+    No,
+    /// Perhaps: the request may have reached the server and no answer says what happened.
+    Maybe,
+    /// Yes: the server dispatched the call.
+    Yes,
+}
+
+/// A status code carried by a Status frame (kind 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Status {
+    /// Code 3 (gRPC INVALID_ARGUMENT): the arguments did not decode as the method's
+    /// argument types, or bytes were left over. Not executed.
+    InvalidArgument,
+    /// Code 8 (gRPC RESOURCE_EXHAUSTED): the request frame was larger than the
+    /// server's receive buffer. Not executed.
+    ResourceExhausted,
+    /// Code 12 (gRPC UNIMPLEMENTED): the server has no method with this id. Not executed.
+    Unimplemented,
+    /// Code 13 (gRPC INTERNAL): the handler ran, but its return value could not be
+    /// encoded into the server's transmit buffer. Executed; the value is lost.
+    Internal,
+    /// Code 14 (gRPC UNAVAILABLE): the server is busy and refused the call before
+    /// dispatch. Not executed.
+    Unavailable,
+    /// A code this version of wirecall does not know (sent by a newer peer).
+    /// Nothing is known about execution.
+    Unrecognized(u8),
+}
+
+impl Status {
+    /// The code on the wire.
+    pub const fn code(self) -> u8 {
+        match self {
+            Status::InvalidArgument => 3,
+            Status::ResourceExhausted => 8,
+            Status::Unimplemented => 12,
+            Status::Internal => 13,
+            Status::Unavailable => 14,
+            Status::Unrecognized(code) => code,
+        }
+    }
+
+    /// The status for a code read from the wire. Never fails: unknown codes are kept.
+    pub const fn from_code(code: u8) -> Self {
+        match code {
+            3 => Status::InvalidArgument,
+            8 => Status::ResourceExhausted,
+            12 => Status::Unimplemented,
+            13 => Status::Internal,
+            14 => Status::Unavailable,
+            other => Status::Unrecognized(other),
+        }
+    }
+
+    /// What this status proves about the handler having run.
+    pub const fn executed(self) -> Executed {
+        match self {
+            Status::InvalidArgument
+            | Status::ResourceExhausted
+            | Status::Unimplemented
+            | Status::Unavailable => Executed::No,
+            Status::Internal => Executed::Yes,
+            Status::Unrecognized(_) => Executed::Maybe,
+        }
+    }
+
+    /// The gRPC-style name of the status.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Status::InvalidArgument => "INVALID_ARGUMENT",
+            Status::ResourceExhausted => "RESOURCE_EXHAUSTED",
+            Status::Unimplemented => "UNIMPLEMENTED",
+            Status::Internal => "INTERNAL",
+            Status::Unavailable => "UNAVAILABLE",
+            Status::Unrecognized(_) => "UNRECOGNIZED",
+        }
+    }
+}
+
+impl core::fmt::Display for Status {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{} ({})", self.name(), self.code())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_round_trips() {
+        for code in 0..=u8::MAX {
+            assert_eq!(Status::from_code(code).code(), code);
+        }
+    }
+
+    #[test]
+    fn only_internal_proves_execution_and_unknown_codes_prove_nothing() {
+        let known = [3u8, 8, 12, 13, 14];
+        for code in 0..=u8::MAX {
+            let expected = match code {
+                13 => Executed::Yes,
+                c if known.contains(&c) => Executed::No,
+                _ => Executed::Maybe,
+            };
+            assert_eq!(Status::from_code(code).executed(), expected, "code {code}");
+        }
+    }
+}
