@@ -61,7 +61,13 @@ impl Error {
 impl core::fmt::Display for Error {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let what = match self {
-            Error::Status(status) => return write!(f, "server answered {status}: {}", verdict(status.executed())),
+            Error::Status(status) => {
+                return write!(
+                    f,
+                    "server answered {status}: {}",
+                    verdict(status.executed())
+                );
+            }
             Error::RequestTooLarge => "request too large for the client buffer",
             Error::NotSent => "link failed before the request was sent",
             Error::Busy => "another call is in progress",
@@ -96,7 +102,10 @@ mod tests {
         assert!(Error::Timeout.may_have_executed());
         assert!(Error::LinkLost.may_have_executed());
         assert_eq!(Error::Status(Status::Internal).executed(), Executed::Yes);
-        assert_eq!(Error::Status(Status::Unrecognized(99)).executed(), Executed::Maybe);
+        assert_eq!(
+            Error::Status(Status::Unrecognized(99)).executed(),
+            Executed::Maybe
+        );
     }
 
     #[cfg(feature = "std")]
@@ -104,7 +113,10 @@ mod tests {
     fn display_says_the_verdict() {
         extern crate std;
         use std::string::ToString;
-        assert_eq!(Error::Timeout.to_string(), "no reply before the deadline: outcome unknown");
+        assert_eq!(
+            Error::Timeout.to_string(),
+            "no reply before the deadline: outcome unknown"
+        );
         assert_eq!(
             Error::Status(Status::Unimplemented).to_string(),
             "server answered UNIMPLEMENTED (12): not executed"

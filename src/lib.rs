@@ -28,6 +28,9 @@ pub use time::{Clock, Instant};
 #[cfg(feature = "std")]
 pub use time::StdClock;
 
+/// Re-exported: the I/O traits a [`Link`] is made of.
+pub use embedded_io;
+
 /// Re-exported so service definitions can use `wirecall::heapless::String<N>`
 /// with the serde support wirecall was built with.
 pub use heapless;
@@ -58,10 +61,16 @@ pub mod __private {
     pub const fn check_ids(ids: &[u16]) {
         let mut i = 0;
         while i < ids.len() {
-            assert!(ids[i] <= MAX_APP_METHOD_ID, "wirecall::service!: method ids above 0xFEFF are reserved");
+            assert!(
+                ids[i] <= MAX_APP_METHOD_ID,
+                "wirecall::service!: method ids above 0xFEFF are reserved"
+            );
             let mut j = i + 1;
             while j < ids.len() {
-                assert!(ids[i] != ids[j], "wirecall::service!: two methods share the same id");
+                assert!(
+                    ids[i] != ids[j],
+                    "wirecall::service!: two methods share the same id"
+                );
                 j += 1;
             }
             i += 1;

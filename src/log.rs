@@ -38,4 +38,3 @@ macro_rules! __consume {
         ($(&$arg,)*)
     };
 }
-

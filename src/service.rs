@@ -118,6 +118,10 @@ macro_rules! service {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __ret {
-    () => { () };
-    ($ret:ty) => { $ret };
+    () => {
+        ()
+    };
+    ($ret:ty) => {
+        $ret
+    };
 }

@@ -17,11 +17,19 @@ pub trait Call {
     ///
     /// # Errors
     /// Every way a call can fail, each saying whether the handler ran: see [`Error`].
-    fn call<A: Serialize + ?Sized, R: DeserializeOwned>(&mut self, method: u16, args: &A) -> Result<R, Error>;
+    fn call<A: Serialize + ?Sized, R: DeserializeOwned>(
+        &mut self,
+        method: u16,
+        args: &A,
+    ) -> Result<R, Error>;
 }
 
 impl<T: Call + ?Sized> Call for &mut T {
-    fn call<A: Serialize + ?Sized, R: DeserializeOwned>(&mut self, method: u16, args: &A) -> Result<R, Error> {
+    fn call<A: Serialize + ?Sized, R: DeserializeOwned>(
+        &mut self,
+        method: u16,
+        args: &A,
+    ) -> Result<R, Error> {
         (**self).call(method, args)
     }
 }
@@ -39,15 +47,30 @@ pub struct Client<L, C, const RX: usize = 256, const TX: usize = 256> {
     inbox: Inbox,
 }
 
-impl<L: Link, C: Clock, const RX: usize, const TX: usize> Client<L, C, RX, TX> {
-    /// A client whose calls time out after [`DEFAULT_TIMEOUT`].
+impl<L: Link, C: Clock> Client<L, C> {
+    /// A client with 256-byte buffers whose calls time out after [`DEFAULT_TIMEOUT`].
+    /// For other buffer sizes use [`sized`](Self::sized).
     pub fn new(link: L, clock: C) -> Self {
+        Self::sized(link, clock)
+    }
+}
+
+impl<L: Link, C: Clock, const RX: usize, const TX: usize> Client<L, C, RX, TX> {
+    /// A client with the buffer sizes of its type, e.g.
+    /// `let client: Client<_, _, 64, 32> = Client::sized(link, clock);`.
+    pub fn sized(link: L, clock: C) -> Self {
         Self::with_machine(link, clock, ClientMachine::new())
     }
 
     /// A client over a machine set up by the caller (e.g. a chosen first sequence number).
     pub fn with_machine(link: L, clock: C, machine: ClientMachine<RX, TX>) -> Self {
-        Client { link, clock, machine, timeout: DEFAULT_TIMEOUT, inbox: Inbox::new() }
+        Client {
+            link,
+            clock,
+            machine,
+            timeout: DEFAULT_TIMEOUT,
+            inbox: Inbox::new(),
+        }
     }
 
     /// Sets how long each call may take, from start to reply.
@@ -84,7 +107,12 @@ impl<L: Link, C: Clock, const RX: usize, const TX: usize> Client<L, C, RX, TX> {
     ///
     /// # Errors
     /// As [`Call::call`]; `decode` returning `None` becomes [`Error::BadReply`].
-    pub fn call_with<A, R>(&mut self, method: u16, args: &A, decode: impl FnOnce(&[u8]) -> Option<R>) -> Result<R, Error>
+    pub fn call_with<A, R>(
+        &mut self,
+        method: u16,
+        args: &A,
+        decode: impl FnOnce(&[u8]) -> Option<R>,
+    ) -> Result<R, Error>
     where
         A: Serialize + ?Sized,
     {
@@ -98,14 +126,19 @@ impl<L: Link, C: Clock, const RX: usize, const TX: usize> Client<L, C, RX, TX> {
                 if let Some(error) = self.machine.poll(now) {
                     return Err(error);
                 }
-                match self.inbox.fill(&mut self.link, deadline.saturating_duration_since(now)) {
+                match self
+                    .inbox
+                    .fill(&mut self.link, deadline.saturating_duration_since(now))
+                {
                     Ok(None) => continue,
                     Ok(Some(n)) if n > 0 => {}
                     Ok(Some(_)) | Err(_) => return Err(self.link_failed()),
                 }
             }
             let (used, outcome) = self.machine.receive(self.inbox.pending(), now);
-            let outcome = outcome.map(|value| value.and_then(|bytes| decode.take().and_then(|d| d(bytes)).ok_or(Error::BadReply)));
+            let outcome = outcome.map(|value| {
+                value.and_then(|bytes| decode.take().and_then(|d| d(bytes)).ok_or(Error::BadReply))
+            });
             self.inbox.consume(used);
             if let Some(outcome) = outcome {
                 return outcome;
@@ -133,7 +166,11 @@ impl<L: Link, C: Clock, const RX: usize, const TX: usize> Client<L, C, RX, TX> {
 }
 
 impl<L: Link, C: Clock, const RX: usize, const TX: usize> Call for Client<L, C, RX, TX> {
-    fn call<A: Serialize + ?Sized, R: DeserializeOwned>(&mut self, method: u16, args: &A) -> Result<R, Error> {
+    fn call<A: Serialize + ?Sized, R: DeserializeOwned>(
+        &mut self,
+        method: u16,
+        args: &A,
+    ) -> Result<R, Error> {
         self.call_with(method, args, |bytes| crate::decode_exact::<R>(bytes))
     }
 }

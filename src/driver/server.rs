@@ -33,10 +33,24 @@ pub struct Server<L, S, C, const RX: usize = 256, const TX: usize = 256> {
     inbox: Inbox,
 }
 
-impl<L: Link, S: Dispatch, C: Clock, const RX: usize, const TX: usize> Server<L, S, C, RX, TX> {
-    /// A server ready to answer.
+impl<L: Link, S: Dispatch, C: Clock> Server<L, S, C> {
+    /// A server with 256-byte buffers. For other sizes use [`sized`](Self::sized).
     pub fn new(link: L, service: S, clock: C) -> Self {
-        Server { link, service, clock, machine: ServerMachine::new(), inbox: Inbox::new() }
+        Self::sized(link, service, clock)
+    }
+}
+
+impl<L: Link, S: Dispatch, C: Clock, const RX: usize, const TX: usize> Server<L, S, C, RX, TX> {
+    /// A server with the buffer sizes of its type, e.g.
+    /// `let server: Server<_, _, _, 64, 32> = Server::sized(uart, service, clock);`.
+    pub fn sized(link: L, service: S, clock: C) -> Self {
+        Server {
+            link,
+            service,
+            clock,
+            machine: ServerMachine::new(),
+            inbox: Inbox::new(),
+        }
     }
 
     /// Answers calls until the link reaches its end of stream.
@@ -70,7 +84,9 @@ impl<L: Link, S: Dispatch, C: Clock, const RX: usize, const TX: usize> Server<L,
         }
         while !self.inbox.pending().is_empty() {
             let now = self.clock.now();
-            let used = self.machine.receive(self.inbox.pending(), now, &mut self.service);
+            let used = self
+                .machine
+                .receive(self.inbox.pending(), now, &mut self.service);
             self.inbox.consume(used);
             if !self.send()? {
                 return Ok(Step::Closed);

@@ -33,7 +33,9 @@ struct Shared {
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -52,16 +54,28 @@ pub struct Wire {
 /// Two connected ends.
 pub fn pair() -> (End, End) {
     let shared = Arc::new(Shared::default());
-    (End { shared: shared.clone(), side: 0 }, End { shared, side: 1 })
+    (
+        End {
+            shared: shared.clone(),
+            side: 0,
+        },
+        End { shared, side: 1 },
+    )
 }
 
 impl End {
     /// A handle on the pipe this end belongs to.
     pub fn wire(&self) -> Wire {
-        Wire { shared: self.shared.clone() }
+        Wire {
+            shared: self.shared.clone(),
+        }
     }
 
-    fn read_waiting(&mut self, buf: &mut [u8], timeout: Option<Duration>) -> std::io::Result<Option<usize>> {
+    fn read_waiting(
+        &mut self,
+        buf: &mut [u8],
+        timeout: Option<Duration>,
+    ) -> std::io::Result<Option<usize>> {
         if buf.is_empty() {
             return Ok(Some(0));
         }
@@ -82,7 +96,11 @@ impl End {
                 return Ok(Some(n));
             }
             state = match deadline {
-                None => self.shared.changed.wait(state).unwrap_or_else(std::sync::PoisonError::into_inner),
+                None => self
+                    .shared
+                    .changed
+                    .wait(state)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
                 Some(deadline) => {
                     let now = std::time::Instant::now();
                     if now >= deadline {
@@ -149,17 +167,29 @@ impl Write for End {
                 self.shared.changed.notify_all();
                 return Ok(n);
             }
-            state = self.shared.changed.wait(state).unwrap_or_else(std::sync::PoisonError::into_inner);
+            state = self
+                .shared
+                .changed
+                .wait(state)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
         }
     }
 
     fn flush(&mut self) -> Result<(), Self::Error> {
-        if self.shared.lock().cut { Err(ErrorKind::BrokenPipe.into()) } else { Ok(()) }
+        if self.shared.lock().cut {
+            Err(ErrorKind::BrokenPipe.into())
+        } else {
+            Ok(())
+        }
     }
 }
 
 impl Link for End {
-    fn read_within(&mut self, buf: &mut [u8], timeout: Duration) -> Result<Option<usize>, Self::Error> {
+    fn read_within(
+        &mut self,
+        buf: &mut [u8],
+        timeout: Duration,
+    ) -> Result<Option<usize>, Self::Error> {
         self.read_waiting(buf, Some(timeout))
     }
 }
@@ -183,8 +213,14 @@ mod tests {
         let mut buf = [0u8; 8];
         assert_eq!(b.read(&mut buf).unwrap(), 5);
         assert_eq!(&buf[..5], b"hello");
-        assert_eq!(a.read_within(&mut buf, Duration::from_millis(1)).unwrap(), Some(2));
-        assert_eq!(a.read_within(&mut buf, Duration::from_millis(1)).unwrap(), None);
+        assert_eq!(
+            a.read_within(&mut buf, Duration::from_millis(1)).unwrap(),
+            Some(2)
+        );
+        assert_eq!(
+            a.read_within(&mut buf, Duration::from_millis(1)).unwrap(),
+            None
+        );
     }
 
     #[test]
@@ -203,7 +239,10 @@ mod tests {
         a.wire().set_muted(true);
         a.write_all(b"gone").unwrap();
         let mut buf = [0u8; 8];
-        assert_eq!(b.read_within(&mut buf, Duration::from_millis(1)).unwrap(), None);
+        assert_eq!(
+            b.read_within(&mut buf, Duration::from_millis(1)).unwrap(),
+            None
+        );
     }
 
     #[test]

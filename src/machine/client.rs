@@ -115,7 +115,12 @@ impl<const RX: usize, const TX: usize> ClientMachine<RX, TX> {
     /// # Errors
     /// Nothing is sent in either case: [`Error::Busy`] if a call is waiting,
     /// [`Error::RequestTooLarge`] if the request does not fit `TX`.
-    pub fn start<A: Serialize + ?Sized>(&mut self, method: u16, args: &A, deadline: Instant) -> Result<u16, Error> {
+    pub fn start<A: Serialize + ?Sized>(
+        &mut self,
+        method: u16,
+        args: &A,
+        deadline: Instant,
+    ) -> Result<u16, Error> {
         if self.pending.is_some() {
             return Err(Error::Busy);
         }
@@ -125,7 +130,9 @@ impl<const RX: usize, const TX: usize> ClientMachine<RX, TX> {
         if let Some(first) = head.first_mut() {
             *first = PREAMBLE;
         }
-        let frame_len = encode_request(seq, method, args, body).map_err(|_| Error::RequestTooLarge)?.len();
+        let frame_len = encode_request(seq, method, args, body)
+            .map_err(|_| Error::RequestTooLarge)?
+            .len();
         self.next_seq = seq.wrapping_add(1);
         self.tx_frame_start = preamble;
         self.tx_len = preamble + frame_len;
@@ -153,7 +160,11 @@ impl<const RX: usize, const TX: usize> ClientMachine<RX, TX> {
     /// link, [`Error::LinkLost`] otherwise. Returns `None` if no call was waiting.
     pub fn link_failed(&mut self) -> Option<Error> {
         let pending = self.pending.take()?;
-        let error = if self.tx_sent <= self.tx_frame_start { Error::NotSent } else { Error::LinkLost };
+        let error = if self.tx_sent <= self.tx_frame_start {
+            Error::NotSent
+        } else {
+            Error::LinkLost
+        };
         self.abandon();
         bump(&mut self.stats.link_failures);
         wc_warn!("call seq={} ended by link failure", pending.seq);
@@ -183,7 +194,9 @@ impl<const RX: usize, const TX: usize> ClientMachine<RX, TX> {
     /// the bytes consumed and the call's outcome: the postcard-encoded value, or
     /// the error. Feed the unconsumed rest later; nothing is lost.
     pub fn receive(&mut self, input: &[u8], now: Instant) -> (usize, Option<Result<&[u8], Error>>) {
-        if self.decoder.is_mid_frame() && now.saturating_duration_since(self.last_rx) > self.frame_gap {
+        if self.decoder.is_mid_frame()
+            && now.saturating_duration_since(self.last_rx) > self.frame_gap
+        {
             self.decoder.reset();
             bump(&mut self.stats.link.dropped_stale);
         }

@@ -88,11 +88,21 @@ pub trait Dispatch {
     ///
     /// # Errors
     /// [`Refused`] when the request is turned down before any handler runs.
-    fn dispatch(&mut self, method: u16, args: &[u8], responder: Responder<'_>) -> Result<Replied, Refused>;
+    fn dispatch(
+        &mut self,
+        method: u16,
+        args: &[u8],
+        responder: Responder<'_>,
+    ) -> Result<Replied, Refused>;
 }
 
 impl<D: Dispatch + ?Sized> Dispatch for &mut D {
-    fn dispatch(&mut self, method: u16, args: &[u8], responder: Responder<'_>) -> Result<Replied, Refused> {
+    fn dispatch(
+        &mut self,
+        method: u16,
+        args: &[u8],
+        responder: Responder<'_>,
+    ) -> Result<Replied, Refused> {
         (**self).dispatch(method, args, responder)
     }
 }
@@ -116,7 +126,12 @@ pub struct ServerMachine<const RX: usize, const TX: usize> {
 impl<const RX: usize, const TX: usize> ServerMachine<RX, TX> {
     /// An idle server.
     pub const fn new() -> Self {
-        const { assert!(TX >= MIN_TX, "a server's TX buffer must hold a Status frame (8 bytes)") };
+        const {
+            assert!(
+                TX >= MIN_TX,
+                "a server's TX buffer must hold a Status frame (8 bytes)"
+            )
+        };
         ServerMachine {
             decoder: FrameDecoder::new(),
             tx: [0; TX],
@@ -124,7 +139,11 @@ impl<const RX: usize, const TX: usize> ServerMachine<RX, TX> {
             tx_sent: 0,
             last_rx: Instant::ZERO,
             frame_gap: DEFAULT_FRAME_GAP,
-            stats: ServerStats { link: LinkStats::ZERO, dispatched: 0, refused: 0 },
+            stats: ServerStats {
+                link: LinkStats::ZERO,
+                dispatched: 0,
+                refused: 0,
+            },
         }
     }
 
@@ -162,11 +181,18 @@ impl<const RX: usize, const TX: usize> ServerMachine<RX, TX> {
     /// Stops after the first request that produced an answer (now in
     /// [`outgoing`](Self::outgoing)) and returns the bytes consumed; feed the
     /// rest after sending the answer. Consumes nothing while an answer is unsent.
-    pub fn receive<S: Dispatch + ?Sized>(&mut self, input: &[u8], now: Instant, service: &mut S) -> usize {
+    pub fn receive<S: Dispatch + ?Sized>(
+        &mut self,
+        input: &[u8],
+        now: Instant,
+        service: &mut S,
+    ) -> usize {
         if self.tx_len != 0 {
             return 0;
         }
-        if self.decoder.is_mid_frame() && now.saturating_duration_since(self.last_rx) > self.frame_gap {
+        if self.decoder.is_mid_frame()
+            && now.saturating_duration_since(self.last_rx) > self.frame_gap
+        {
             self.decoder.reset();
             bump(&mut self.stats.link.dropped_stale);
         }
@@ -191,7 +217,8 @@ impl<const RX: usize, const TX: usize> ServerMachine<RX, TX> {
                         Ok(Frame::Request { seq, .. }) => {
                             wc_warn!("request seq={} of {} bytes too large", seq, len);
                             bump(&mut stats.refused);
-                            encode_status(seq, Status::ResourceExhausted, &mut self.tx).map_or(0, <[u8]>::len)
+                            encode_status(seq, Status::ResourceExhausted, &mut self.tx)
+                                .map_or(0, <[u8]>::len)
                         }
                         _ => continue,
                     }
@@ -207,7 +234,10 @@ impl<const RX: usize, const TX: usize> ServerMachine<RX, TX> {
                     }
                     Ok(Frame::Request { seq, method, args }) => {
                         bump(&mut stats.link.frames_in);
-                        let responder = Responder { seq, buf: &mut self.tx };
+                        let responder = Responder {
+                            seq,
+                            buf: &mut self.tx,
+                        };
                         match service.dispatch(method, args, responder) {
                             Ok(replied) => {
                                 bump(&mut stats.dispatched);
@@ -217,7 +247,8 @@ impl<const RX: usize, const TX: usize> ServerMachine<RX, TX> {
                             Err(refused) => {
                                 bump(&mut stats.refused);
                                 wc_debug!("seq={} method={} refused", seq, method);
-                                encode_status(seq, refused.status(), &mut self.tx).map_or(0, <[u8]>::len)
+                                encode_status(seq, refused.status(), &mut self.tx)
+                                    .map_or(0, <[u8]>::len)
                             }
                         }
                     }

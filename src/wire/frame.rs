@@ -130,17 +130,21 @@ impl<'a> Frame<'a> {
                 if body.is_empty() {
                     return Err(ParseError::TooShort);
                 }
-                let (method, args) = postcard::take_from_bytes::<u16>(body).map_err(|e| match e {
-                    postcard::Error::DeserializeUnexpectedEnd => ParseError::TooShort,
-                    _ => ParseError::Malformed,
-                })?;
+                let (method, args) =
+                    postcard::take_from_bytes::<u16>(body).map_err(|e| match e {
+                        postcard::Error::DeserializeUnexpectedEnd => ParseError::TooShort,
+                        _ => ParseError::Malformed,
+                    })?;
                 Ok(Frame::Request { seq, method, args })
             }
             Kind::Reply => Ok(Frame::Reply { seq, value: body }),
             Kind::Status => {
                 // Bytes after the code are reserved: v1 senders send none, receivers ignore them.
                 let (&code, _) = body.split_first().ok_or(ParseError::TooShort)?;
-                Ok(Frame::Status { seq, status: Status::from_code(code) })
+                Ok(Frame::Status {
+                    seq,
+                    status: Status::from_code(code),
+                })
             }
         }
     }
@@ -148,7 +152,9 @@ impl<'a> Frame<'a> {
     /// The sequence number of the frame.
     pub const fn seq(&self) -> u16 {
         match *self {
-            Frame::Request { seq, .. } | Frame::Reply { seq, .. } | Frame::Status { seq, .. } => seq,
+            Frame::Request { seq, .. } | Frame::Reply { seq, .. } | Frame::Status { seq, .. } => {
+                seq
+            }
         }
     }
 
@@ -193,14 +199,21 @@ pub fn encode_request<'b, A: Serialize + ?Sized>(
     args: &A,
     buf: &'b mut [u8],
 ) -> Result<&'b [u8], BufferFull> {
-    encode(&(version_kind(Kind::Request), seq.to_le_bytes(), method, args), buf)
+    encode(
+        &(version_kind(Kind::Request), seq.to_le_bytes(), method, args),
+        buf,
+    )
 }
 
 /// Encodes a complete Reply frame carrying `value` into `buf`.
 ///
 /// # Errors
 /// [`BufferFull`] when `buf` is too small, or when `value` cannot be serialized.
-pub fn encode_reply<'b, T: Serialize + ?Sized>(seq: u16, value: &T, buf: &'b mut [u8]) -> Result<&'b [u8], BufferFull> {
+pub fn encode_reply<'b, T: Serialize + ?Sized>(
+    seq: u16,
+    value: &T,
+    buf: &'b mut [u8],
+) -> Result<&'b [u8], BufferFull> {
     encode(&(version_kind(Kind::Reply), seq.to_le_bytes(), value), buf)
 }
 
@@ -209,7 +222,10 @@ pub fn encode_reply<'b, T: Serialize + ?Sized>(seq: u16, value: &T, buf: &'b mut
 /// # Errors
 /// [`BufferFull`] when `buf` is shorter than the 8 bytes a Status frame takes.
 pub fn encode_status(seq: u16, status: Status, buf: &mut [u8]) -> Result<&[u8], BufferFull> {
-    encode(&(version_kind(Kind::Status), seq.to_le_bytes(), status.code()), buf)
+    encode(
+        &(version_kind(Kind::Status), seq.to_le_bytes(), status.code()),
+        buf,
+    )
 }
 
 #[cfg(test)]
@@ -220,17 +236,37 @@ mod tests {
     fn parses_each_kind() {
         assert_eq!(
             Frame::parse(&[0x11, 0x34, 0x12, 0x02, 0x04, 0x06]),
-            Ok(Frame::Request { seq: 0x1234, method: 2, args: &[0x04, 0x06] })
+            Ok(Frame::Request {
+                seq: 0x1234,
+                method: 2,
+                args: &[0x04, 0x06]
+            })
         );
         assert_eq!(
             Frame::parse(&[0x11, 0x01, 0x00, 0x80, 0x02]),
-            Ok(Frame::Request { seq: 1, method: 256, args: &[] })
+            Ok(Frame::Request {
+                seq: 1,
+                method: 256,
+                args: &[]
+            })
         );
-        assert_eq!(Frame::parse(&[0x12, 0xff, 0xff, 0x0a]), Ok(Frame::Reply { seq: 0xffff, value: &[0x0a] }));
-        assert_eq!(Frame::parse(&[0x12, 0x00, 0x00]), Ok(Frame::Reply { seq: 0, value: &[] }));
+        assert_eq!(
+            Frame::parse(&[0x12, 0xff, 0xff, 0x0a]),
+            Ok(Frame::Reply {
+                seq: 0xffff,
+                value: &[0x0a]
+            })
+        );
+        assert_eq!(
+            Frame::parse(&[0x12, 0x00, 0x00]),
+            Ok(Frame::Reply { seq: 0, value: &[] })
+        );
         assert_eq!(
             Frame::parse(&[0x13, 0x07, 0x00, 12, 0xaa]),
-            Ok(Frame::Status { seq: 7, status: Status::Unimplemented })
+            Ok(Frame::Status {
+                seq: 7,
+                status: Status::Unimplemented
+            })
         );
     }
 
@@ -239,12 +275,27 @@ mod tests {
         assert_eq!(Frame::parse(&[]), Err(ParseError::TooShort));
         assert_eq!(Frame::parse(&[0x11, 0x00]), Err(ParseError::TooShort));
         assert_eq!(Frame::parse(&[0x11, 0x00, 0x00]), Err(ParseError::TooShort));
-        assert_eq!(Frame::parse(&[0x11, 0x00, 0x00, 0x80]), Err(ParseError::TooShort));
-        assert_eq!(Frame::parse(&[0x11, 0x00, 0x00, 0xff, 0xff, 0x7f]), Err(ParseError::Malformed));
+        assert_eq!(
+            Frame::parse(&[0x11, 0x00, 0x00, 0x80]),
+            Err(ParseError::TooShort)
+        );
+        assert_eq!(
+            Frame::parse(&[0x11, 0x00, 0x00, 0xff, 0xff, 0x7f]),
+            Err(ParseError::Malformed)
+        );
         assert_eq!(Frame::parse(&[0x13, 0x00, 0x00]), Err(ParseError::TooShort));
-        assert_eq!(Frame::parse(&[0x21, 0x00, 0x00, 0x01]), Err(ParseError::Version(2)));
-        assert_eq!(Frame::parse(&[0x10, 0x00, 0x00, 0x01]), Err(ParseError::Kind(0)));
-        assert_eq!(Frame::parse(&[0x1f, 0x00, 0x00, 0x01]), Err(ParseError::Kind(15)));
+        assert_eq!(
+            Frame::parse(&[0x21, 0x00, 0x00, 0x01]),
+            Err(ParseError::Version(2))
+        );
+        assert_eq!(
+            Frame::parse(&[0x10, 0x00, 0x00, 0x01]),
+            Err(ParseError::Kind(0))
+        );
+        assert_eq!(
+            Frame::parse(&[0x1f, 0x00, 0x00, 0x01]),
+            Err(ParseError::Kind(15))
+        );
     }
 
     #[test]
@@ -263,10 +314,22 @@ mod tests {
     #[test]
     fn encode_reports_a_full_buffer() {
         let mut small = [0u8; 9];
-        assert_eq!(encode_request(0, 2, &(2i32, 3i32), &mut small), Err(BufferFull));
+        assert_eq!(
+            encode_request(0, 2, &(2i32, 3i32), &mut small),
+            Err(BufferFull)
+        );
         let mut exact = [0u8; 10];
-        assert_eq!(encode_request(0, 2, &(2i32, 3i32), &mut exact).map(|f| f.len()), Ok(10));
-        assert_eq!(encode_status(0, Status::Internal, &mut [0u8; 7]), Err(BufferFull));
-        assert_eq!(encode_status(0, Status::Internal, &mut [0u8; 8]).map(|f| f.len()), Ok(8));
+        assert_eq!(
+            encode_request(0, 2, &(2i32, 3i32), &mut exact).map(|f| f.len()),
+            Ok(10)
+        );
+        assert_eq!(
+            encode_status(0, Status::Internal, &mut [0u8; 7]),
+            Err(BufferFull)
+        );
+        assert_eq!(
+            encode_status(0, Status::Internal, &mut [0u8; 8]).map(|f| f.len()),
+            Ok(8)
+        );
     }
 }

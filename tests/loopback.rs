@@ -1,0 +1,389 @@
+//! Calls over the in-memory loopback link, through the real blocking drivers:
+//! every outcome class, and the byte-stream abuse a serial line inflicts.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Demo, DivError, OneByte, demo, serve_demo, spawn_server, spawn_sized_server};
+use wirecall::embedded_io::{Read, Write};
+use wirecall::link::loopback;
+use wirecall::machine::ClientMachine;
+use wirecall::wire::{Decoded, Frame, FrameDecoder, encode_reply, encode_request};
+use wirecall::{Call, Client, Error, Executed, Status, StdClock};
+
+type Stub<L> = demo::Client<Client<L, StdClock>>;
+
+fn stub<L: wirecall::Link>(link: L) -> Stub<L> {
+    demo::Client(Client::new(link, StdClock::new()))
+}
+
+#[test]
+fn happy_path_every_method() {
+    let (host, demo, server) = serve_demo();
+    let mut board = stub(host);
+    assert_eq!(board.greet("Ada").unwrap().as_str(), "Hello Ada");
+    assert_eq!(board.add(2, 3).unwrap(), 5);
+    assert_eq!(board.add(i32::MAX, 1).unwrap(), i32::MIN);
+    assert_eq!(board.bump().unwrap(), 4);
+    assert_eq!(
+        board.echo(&[1, 2, 0, 0, 3]).unwrap().as_slice(),
+        &[1, 2, 0, 0, 3]
+    );
+    assert_eq!(
+        board.echo(&[0u8; 200]).unwrap().len(),
+        200,
+        "a frame longer than one COBS block"
+    );
+    assert_eq!(board.divide(7, 2).unwrap(), Ok(3));
+    assert_eq!(demo.runs(), 7);
+    let stats = *board.0.stats();
+    assert_eq!(
+        (stats.calls, stats.late_replies, stats.link.dropped()),
+        (7, 0, 0)
+    );
+    drop(board);
+    let server = server.join().unwrap();
+    assert_eq!(
+        (server.dispatched, server.refused, server.link.dropped()),
+        (7, 0, 0)
+    );
+}
+
+#[test]
+fn application_error_is_a_value_and_says_the_handler_ran() {
+    let (host, demo, _server) = serve_demo();
+    let mut board = stub(host);
+    assert_eq!(board.divide(1, 0).unwrap(), Err(DivError::DivideByZero));
+    assert_eq!(demo.runs(), 1);
+}
+
+#[test]
+fn unknown_method_is_answered_not_executed() {
+    let (host, demo, _server) = serve_demo();
+    let mut client = Client::new(host, StdClock::new());
+    let error = client.call::<_, i32>(99, &(1i32,)).unwrap_err();
+    assert_eq!(error, Error::Status(Status::Unimplemented));
+    assert_eq!(error.executed(), Executed::No);
+    assert!(!error.may_have_executed());
+    assert_eq!(demo.runs(), 0);
+    // and the link is fine afterwards
+    assert_eq!(demo::Client(&mut client).add(2, 3).unwrap(), 5);
+}
+
+#[test]
+fn undecodable_arguments_are_refused_before_dispatch() {
+    let (host, demo, server) = serve_demo();
+    let mut client = Client::new(host, StdClock::new());
+    // add takes (i32, i32): one argument is too few, three are too many.
+    for error in [
+        client.call::<_, i32>(demo::ids::add, &(1i32,)).unwrap_err(),
+        client
+            .call::<_, i32>(demo::ids::add, &(1i32, 2i32, 3i32))
+            .unwrap_err(),
+        client
+            .call::<_, i32>(demo::ids::greet, &([0xffu8, 0xff],))
+            .unwrap_err(),
+    ] {
+        assert_eq!(error, Error::Status(Status::InvalidArgument));
+        assert!(!error.may_have_executed());
+    }
+    assert_eq!(demo.runs(), 0);
+    drop(client);
+    assert_eq!(server.join().unwrap().refused, 3);
+}
+
+#[test]
+fn reply_that_does_not_decode_is_bad_reply_and_ran() {
+    let (host, demo, _server) = serve_demo();
+    let mut client = Client::new(host, StdClock::new());
+    // greet returns a string; asking for a u64 cannot decode it exactly.
+    let error = client
+        .call::<_, u64>(demo::ids::greet, &("Ada",))
+        .unwrap_err();
+    assert_eq!(error, Error::BadReply);
+    assert_eq!(error.executed(), Executed::Yes);
+    assert_eq!(demo.runs(), 1);
+}
+
+#[test]
+fn oversized_request_is_refused_and_the_link_recovers() {
+    let (host, board) = loopback::pair();
+    let demo = Demo::default();
+    let server = spawn_sized_server::<_, 64, 64>(board, demo.clone());
+    let mut board = stub(host);
+    let error = board.echo(&[0x55; 150]).unwrap_err();
+    assert_eq!(error, Error::Status(Status::ResourceExhausted));
+    assert!(!error.may_have_executed());
+    assert_eq!(demo.runs(), 0);
+    assert_eq!(board.echo(&[1, 2, 3]).unwrap().as_slice(), &[1, 2, 3]);
+    drop(board);
+    let stats = server.join().unwrap();
+    assert_eq!(
+        (stats.link.dropped_too_long, stats.refused, stats.dispatched),
+        (1, 1, 1)
+    );
+}
+
+#[test]
+fn request_too_large_for_the_client_is_not_sent() {
+    let (host, demo, _server) = serve_demo();
+    let mut small: Client<_, _, 64, 32> = Client::sized(host, StdClock::new());
+    let error = demo::Client(&mut small).echo(&[7; 40]).unwrap_err();
+    assert_eq!(error, Error::RequestTooLarge);
+    assert!(!error.may_have_executed());
+    assert_eq!(small.stats().link.frames_out, 0);
+    assert_eq!(demo::Client(&mut small).add(1, 1).unwrap(), 2);
+    assert_eq!(demo.runs(), 1);
+}
+
+#[test]
+fn reply_too_large_for_the_client_ran_and_is_lost() {
+    let (host, demo, _server) = serve_demo();
+    let mut small: Client<_, _, 32, 256> = Client::sized(host, StdClock::new());
+    let error = demo::Client(&mut small).echo(&[7; 40]).unwrap_err();
+    assert_eq!(error, Error::ReplyTooLarge);
+    assert_eq!(error.executed(), Executed::Yes);
+    assert_eq!(demo.runs(), 1);
+    assert_eq!(demo::Client(&mut small).add(1, 1).unwrap(), 2);
+}
+
+#[test]
+fn garbage_between_frames_is_dropped_and_counted() {
+    let (host, demo, server) = serve_demo();
+    let mut board = stub(host);
+    let long = [&[0xffu8; 300][..], &[0x00]].concat();
+    let junk: [&[u8]; 4] = [
+        &[0x42, 0x13, 0x99, 0x00],
+        &long,
+        &[0x00, 0x00, 0x05, 0x01, 0x00],
+        &[0x02, 0x01, 0x00],
+    ];
+    for garbage in junk {
+        board.0.link_mut().write_all(garbage).unwrap();
+        assert_eq!(board.add(20, 22).unwrap(), 42);
+    }
+    assert_eq!(demo.runs(), 4);
+    drop(board);
+    let stats = server.join().unwrap();
+    assert_eq!(stats.dispatched, 4);
+    assert_eq!(
+        (stats.link.dropped_cobs, stats.link.dropped_too_short),
+        (3, 1),
+        "{stats:?}"
+    );
+}
+
+#[test]
+fn garbage_glued_to_a_request_costs_that_request_only() {
+    // Noise with no delimiter after it merges with the next frame: that frame
+    // fails its CRC. The call is reported unknown (its handler did not run),
+    // and the call after it goes through.
+    let (host, demo, server) = serve_demo();
+    let mut board = stub(host);
+    assert_eq!(board.add(1, 1).unwrap(), 2);
+    board.0.set_timeout(Duration::from_millis(100));
+    board.0.link_mut().write_all(&[0x31, 0x32, 0x33]).unwrap();
+    let error = board.bump().unwrap_err();
+    assert_eq!(error, Error::Timeout);
+    assert!(error.may_have_executed());
+    assert_eq!(demo.runs(), 1, "the swallowed bump never ran");
+    assert_eq!(board.add(2, 2).unwrap(), 4);
+    drop(board);
+    let stats = server.join().unwrap();
+    assert_eq!(
+        (
+            stats.dispatched,
+            stats.link.dropped_crc + stats.link.dropped_cobs
+        ),
+        (2, 1)
+    );
+}
+
+#[test]
+fn crc_failure_on_a_request_is_dropped_and_the_next_call_works() {
+    let (host, demo, server) = serve_demo();
+    let mut board = stub(host);
+    let mut buf = [0u8; 16];
+    let frame = encode_request(0x4444, demo::ids::bump, &(), &mut buf).unwrap();
+    let mut bad = frame.to_vec();
+    bad[2] ^= 0x10; // inside the COBS-encoded header
+    board.0.link_mut().write_all(&bad).unwrap();
+    assert_eq!(board.add(2, 3).unwrap(), 5);
+    assert_eq!(demo.runs(), 1, "the corrupted bump never ran");
+    drop(board);
+    let stats = server.join().unwrap();
+    assert_eq!(stats.link.dropped_crc, 1);
+}
+
+#[test]
+fn crc_failure_on_a_reply_is_outcome_unknown() {
+    // A raw "server" that answers with a corrupted reply.
+    let (host, mut raw) = loopback::pair();
+    let mut client = Client::new(host, StdClock::new());
+    client.set_timeout(Duration::from_millis(100));
+    let board = std::thread::spawn(move || {
+        let mut dec = FrameDecoder::<64>::new();
+        let mut byte = [0u8; 1];
+        loop {
+            raw.read_exact(&mut byte).unwrap();
+            if let (_, Some(Decoded::Frame)) = dec.feed(&byte) {
+                break;
+            }
+        }
+        let seq = Frame::parse(dec.frame()).unwrap().seq();
+        let mut buf = [0u8; 16];
+        let mut reply = encode_reply(seq, &5i32, &mut buf).unwrap().to_vec();
+        reply[4] ^= 0x01;
+        raw.write_all(&reply).unwrap();
+        raw
+    });
+    let error = demo::Client(&mut client).add(2, 3).unwrap_err();
+    assert_eq!(error, Error::Timeout);
+    assert_eq!(error.executed(), Executed::Maybe);
+    assert_eq!(client.stats().link.dropped_crc, 1);
+    drop(board.join().unwrap());
+}
+
+#[test]
+fn late_reply_after_a_timeout_is_discarded_and_the_next_call_works() {
+    let (host, demo, _server) = serve_demo();
+    let mut board = stub(host);
+    board.0.set_timeout(Duration::from_millis(50));
+    let error = board.sleep(300).unwrap_err();
+    assert_eq!(error, Error::Timeout);
+    assert!(error.may_have_executed());
+
+    board.0.set_timeout(Duration::from_secs(10));
+    // The server is still sleeping; its late reply to `sleep` arrives first.
+    assert_eq!(
+        board.add(2, 3).unwrap(),
+        5,
+        "the late reply must not be taken for this call's"
+    );
+    assert_eq!(board.0.stats().late_replies, 1);
+    assert_eq!(board.0.stats().timeouts, 1);
+    assert_eq!(demo.runs(), 2);
+}
+
+#[test]
+fn sequence_numbers_wrap_around() {
+    let (host, demo, _server) = serve_demo();
+    let machine = ClientMachine::<256, 256>::with_first_seq(0xfffe);
+    let mut board = demo::Client(Client::with_machine(host, StdClock::new(), machine));
+    for i in 0..5 {
+        assert_eq!(board.add(i, 1).unwrap(), i + 1);
+    }
+    assert_eq!(board.0.machine().next_seq(), 3);
+    assert_eq!(demo.runs(), 5);
+}
+
+#[test]
+fn one_byte_at_a_time_both_ways() {
+    let (host, board) = loopback::pair();
+    let demo = Demo::default();
+    let server = spawn_server(OneByte(board), demo.clone());
+    let mut client = stub(OneByte(host));
+    assert_eq!(client.greet("Ada").unwrap().as_str(), "Hello Ada");
+    assert_eq!(client.echo(&[9; 180]).unwrap().as_slice(), &[9; 180]);
+    assert_eq!(client.add(-2, -3).unwrap(), -5);
+    drop(client);
+    assert_eq!(server.join().unwrap().dispatched, 3);
+}
+
+#[test]
+fn several_requests_in_one_read_each_get_an_answer() {
+    let (mut raw, board) = loopback::pair();
+    let demo = Demo::default();
+    let _server = spawn_server(board, demo.clone());
+    let mut stream = Vec::new();
+    let mut buf = [0u8; 32];
+    stream.extend_from_slice(encode_request(10, demo::ids::add, &(1i32, 2i32), &mut buf).unwrap());
+    stream.extend_from_slice(encode_request(11, 99, &(), &mut buf).unwrap());
+    stream.extend_from_slice(encode_request(12, demo::ids::greet, &("Bo",), &mut buf).unwrap());
+    raw.write_all(&stream).unwrap(); // one write: the server reads them together
+
+    let mut dec = FrameDecoder::<64>::new();
+    let mut seen = Vec::new();
+    let mut byte = [0u8; 1];
+    while seen.len() < 3 {
+        raw.read_exact(&mut byte).unwrap();
+        if let (_, Some(Decoded::Frame)) = dec.feed(&byte) {
+            seen.push(match Frame::parse(dec.frame()).unwrap() {
+                Frame::Reply { seq, value } => (seq, Ok(value.to_vec())),
+                Frame::Status { seq, status } => (seq, Err(status)),
+                other => panic!("{other:?}"),
+            });
+        }
+    }
+    assert_eq!(seen[0], (10, Ok(vec![6])));
+    assert_eq!(seen[1], (11, Err(Status::Unimplemented)));
+    assert_eq!(seen[2].0, 12);
+    assert_eq!(demo.runs(), 2);
+}
+
+#[test]
+fn a_late_reply_and_the_real_one_in_one_read() {
+    let (host, mut raw) = loopback::pair();
+    let mut client = Client::new(host, StdClock::new());
+    let board = std::thread::spawn(move || {
+        let mut dec = FrameDecoder::<64>::new();
+        let mut byte = [0u8; 1];
+        loop {
+            raw.read_exact(&mut byte).unwrap();
+            if let (_, Some(Decoded::Frame)) = dec.feed(&byte) {
+                break;
+            }
+        }
+        let seq = Frame::parse(dec.frame()).unwrap().seq();
+        let mut stream = Vec::new();
+        let mut buf = [0u8; 16];
+        stream.extend_from_slice(encode_reply(seq.wrapping_sub(1), &-1i32, &mut buf).unwrap());
+        stream.extend_from_slice(encode_reply(seq, &5i32, &mut buf).unwrap());
+        stream.extend_from_slice(encode_reply(seq.wrapping_add(7), &-7i32, &mut buf).unwrap());
+        raw.write_all(&stream).unwrap();
+        raw
+    });
+    assert_eq!(demo::Client(&mut client).add(2, 3).unwrap(), 5);
+    let _raw = board.join().unwrap();
+    assert_eq!(client.stats().late_replies, 1);
+    // The stray frame after the reply is kept, not lost: the next call's wait sees it.
+    client.set_timeout(Duration::from_millis(20));
+    assert_eq!(
+        demo::Client(&mut client).add(1, 1).unwrap_err(),
+        Error::Timeout
+    );
+    assert_eq!(client.stats().late_replies, 2);
+}
+
+#[test]
+fn link_closed_before_sending_is_not_executed() {
+    let (host, board) = loopback::pair();
+    drop(board);
+    let mut client = stub(host);
+    let error = client.add(1, 2).unwrap_err();
+    assert_eq!(error, Error::NotSent);
+    assert!(!error.may_have_executed());
+}
+
+#[test]
+fn link_closed_after_sending_is_outcome_unknown() {
+    let (host, mut raw) = loopback::pair();
+    let mut client = stub(host);
+    let board = std::thread::spawn(move || {
+        let mut byte = [0u8; 1];
+        // Read one whole frame (skipping the 0x00 preamble), then hang up.
+        let mut frame_bytes = 0;
+        loop {
+            raw.read_exact(&mut byte).unwrap();
+            if byte[0] == 0 && frame_bytes > 0 {
+                break;
+            }
+            frame_bytes += usize::from(byte[0] != 0);
+        }
+    });
+    let error = client.add(1, 2).unwrap_err();
+    board.join().unwrap();
+    assert_eq!(error, Error::LinkLost);
+    assert_eq!(error.executed(), Executed::Maybe);
+}
