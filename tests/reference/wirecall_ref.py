@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""An independent reference encoder/decoder for wirecall wire protocol v1,
+written from PROTOCOL.md alone (no code shared with the Rust crate).
+
+It produces the test vectors of PROTOCOL.md §8; tests/vectors.rs checks the
+Rust crate against the same bytes. Run it to print the vectors:
+
+    python3 tests/reference/wirecall_ref.py
+"""
+
+VERSION = 1
+KIND_REQUEST, KIND_REPLY, KIND_STATUS = 1, 2, 3
+
+
+def crc16_mcrf4xx(data: bytes) -> int:
+    """CRC-16/MCRF4XX: poly 0x1021, init 0xFFFF, refin/refout true, xorout 0."""
+    crc = 0xFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x8408 if crc & 1 else crc >> 1
+    return crc
+
+
+def cobs_encode(data: bytes) -> bytes:
+    out, block = bytearray(), bytearray()
+    for byte in data:
+        if byte == 0:
+            out.append(len(block) + 1)
+            out += block
+            block.clear()
+        else:
+            block.append(byte)
+            if len(block) == 254:
+                out.append(255)
+                out += block
+                block.clear()
+    out.append(len(block) + 1)
+    out += block
+    return bytes(out)
+
+
+def cobs_decode(data: bytes) -> bytes:
+    out, i = bytearray(), 0
+    while i < len(data):
+        code = data[i]
+        if code == 0 or i + code > len(data):
+            raise ValueError("bad COBS")
+        out += data[i + 1:i + code]
+        i += code
+        if code < 255 and i < len(data):
+            out.append(0)
+    return bytes(out)
+
+
+def varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        if n < 0x80:
+            out.append(n)
+            return bytes(out)
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+
+
+def zigzag_i32(n: int) -> bytes:
+    return varint(((n << 1) ^ (n >> 31)) & 0xFFFFFFFF)
+
+
+def string(s: str) -> bytes:
+    raw = s.encode()
+    return varint(len(raw)) + raw
+
+
+def frame(kind: int, seq: int, body: bytes) -> bytes:
+    decoded = bytes([(VERSION << 4) | kind]) + seq.to_bytes(2, "little") + body
+    decoded += crc16_mcrf4xx(decoded).to_bytes(2, "little")
+    return cobs_encode(decoded) + b"\x00"
+
+
+def request(seq: int, method: int, args: bytes) -> bytes:
+    return frame(KIND_REQUEST, seq, varint(method) + args)
+
+
+def reply(seq: int, value: bytes) -> bytes:
+    return frame(KIND_REPLY, seq, value)
+
+
+def status(seq: int, code: int) -> bytes:
+    return frame(KIND_STATUS, seq, bytes([code]))
+
+
+def parse(wire: bytes):
+    """Decodes one on-wire frame (delimiter included) into (kind, seq, body)."""
+    assert wire[-1] == 0
+    decoded = cobs_decode(wire[:-1])
+    if crc16_mcrf4xx(decoded) != 0:
+        raise ValueError("bad CRC")
+    head, body = decoded[:3], decoded[3:-2]
+    assert head[0] >> 4 == VERSION
+    return head[0] & 0x0F, int.from_bytes(head[1:3], "little"), body
+
+
+VECTORS = [
+    ("add_request", request(0, 2, zigzag_i32(2) + zigzag_i32(3))),
+    ("add_reply", reply(0, zigzag_i32(5))),
+    ("greet_request", request(1, 1, string("Ada"))),
+    ("greet_reply", reply(1, string("Hello Ada"))),
+    ("unknown_method_request", request(2, 99, b"")),
+    ("unknown_method_status", status(2, 12)),
+    ("wrapped_seq_request", request(0xFFFF, 2, zigzag_i32(-1) + zigzag_i32(300))),
+    ("large_method_id_request", request(7, 0x0180, b"")),
+]
+
+if __name__ == "__main__":
+    assert crc16_mcrf4xx(b"123456789") == 0x6F91, "catalogue check value"
+    for name, wire in VECTORS:
+        kind, seq, body = parse(wire)
+        assert frame(kind, seq, body) == wire
+        print(f"{name} {wire.hex()}")
