@@ -52,7 +52,7 @@ impl pump::Service for Pump {
 fn board_that_resets(mut end: End) {
     let mut byte = [0u8; 1];
     // Read up to the frame delimiter: the request is fully delivered...
-    while end.read(&mut byte).map_or(false, |n| n == 1) && byte[0] != 0x00 {}
+    while end.read(&mut byte).is_ok_and(|n| n == 1) && byte[0] != 0x00 {}
     // ...and the board loses power before its handler runs.
     end.wire().cut();
 }

@@ -5,10 +5,12 @@
 mod common;
 
 use common::{hex, unhex};
+use wirecall::Instant;
 use wirecall::heapless::String;
 use wirecall::machine::{ClientMachine, ServerMachine};
-use wirecall::wire::{Decoded, Frame, FrameDecoder, Status, encode_reply, encode_request, encode_status};
-use wirecall::Instant;
+use wirecall::wire::{
+    Decoded, Frame, FrameDecoder, Status, encode_reply, encode_request, encode_status,
+};
 
 wirecall::service! {
     /// PROTOCOL.md's example service.
@@ -37,8 +39,15 @@ impl example::Service for Example {
 /// The `name hex` lines of the block in PROTOCOL.md §9.
 fn vectors() -> Vec<(&'static str, Vec<u8>)> {
     let spec = include_str!("../PROTOCOL.md");
-    let section = spec.split("## 9. Test vectors").nth(1).expect("§9 in PROTOCOL.md");
-    let block = section.split("```text").nth(1).and_then(|b| b.split("```").next()).expect("a text block in §9");
+    let section = spec
+        .split("## 9. Test vectors")
+        .nth(1)
+        .expect("§9 in PROTOCOL.md");
+    let block = section
+        .split("```text")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("a text block in §9");
     block
         .lines()
         .filter_map(|line| line.split_once(' '))
@@ -47,7 +56,11 @@ fn vectors() -> Vec<(&'static str, Vec<u8>)> {
 }
 
 fn vector(name: &str) -> Vec<u8> {
-    vectors().into_iter().find(|(n, _)| *n == name).unwrap_or_else(|| panic!("no vector {name}")).1
+    vectors()
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .unwrap_or_else(|| panic!("no vector {name}"))
+        .1
 }
 
 fn encoded(name: &str) -> Vec<u8> {
@@ -77,8 +90,17 @@ fn decode(bytes: &[u8]) -> (Vec<u8>, usize) {
 #[test]
 fn spec_lists_the_vectors_the_issue_requires() {
     let names: Vec<_> = vectors().into_iter().map(|(n, _)| n).collect();
-    for required in ["add_request", "add_reply", "greet_request", "greet_reply", "unknown_method_status"] {
-        assert!(names.contains(&required), "{required} missing from PROTOCOL.md");
+    for required in [
+        "add_request",
+        "add_reply",
+        "greet_request",
+        "greet_reply",
+        "unknown_method_status",
+    ] {
+        assert!(
+            names.contains(&required),
+            "{required} missing from PROTOCOL.md"
+        );
     }
 }
 
@@ -93,17 +115,74 @@ fn encoding_matches_every_vector() {
 fn decoding_every_vector_gives_its_fields() {
     let expect = |name: &str, frame: Frame<'_>| {
         let (decoded, used) = decode(&vector(name));
-        assert_eq!(used, vector(name).len(), "{name}: the delimiter ends the frame");
+        assert_eq!(
+            used,
+            vector(name).len(),
+            "{name}: the delimiter ends the frame"
+        );
         assert_eq!(Frame::parse(&decoded), Ok(frame), "{name}");
     };
-    expect("add_request", Frame::Request { seq: 0, method: 2, args: &[0x04, 0x06] });
-    expect("add_reply", Frame::Reply { seq: 0, value: &[0x0a] });
-    expect("greet_request", Frame::Request { seq: 1, method: 1, args: b"\x03Ada" });
-    expect("greet_reply", Frame::Reply { seq: 1, value: b"\x09Hello Ada" });
-    expect("unknown_method_request", Frame::Request { seq: 2, method: 99, args: &[] });
-    expect("unknown_method_status", Frame::Status { seq: 2, status: Status::Unimplemented });
-    expect("wrapped_seq_request", Frame::Request { seq: 0xffff, method: 2, args: &[0x01, 0xd8, 0x04] });
-    expect("large_method_id_request", Frame::Request { seq: 7, method: 0x0180, args: &[] });
+    expect(
+        "add_request",
+        Frame::Request {
+            seq: 0,
+            method: 2,
+            args: &[0x04, 0x06],
+        },
+    );
+    expect(
+        "add_reply",
+        Frame::Reply {
+            seq: 0,
+            value: &[0x0a],
+        },
+    );
+    expect(
+        "greet_request",
+        Frame::Request {
+            seq: 1,
+            method: 1,
+            args: b"\x03Ada",
+        },
+    );
+    expect(
+        "greet_reply",
+        Frame::Reply {
+            seq: 1,
+            value: b"\x09Hello Ada",
+        },
+    );
+    expect(
+        "unknown_method_request",
+        Frame::Request {
+            seq: 2,
+            method: 99,
+            args: &[],
+        },
+    );
+    expect(
+        "unknown_method_status",
+        Frame::Status {
+            seq: 2,
+            status: Status::Unimplemented,
+        },
+    );
+    expect(
+        "wrapped_seq_request",
+        Frame::Request {
+            seq: 0xffff,
+            method: 2,
+            args: &[0x01, 0xd8, 0x04],
+        },
+    );
+    expect(
+        "large_method_id_request",
+        Frame::Request {
+            seq: 7,
+            method: 0x0180,
+            args: &[],
+        },
+    );
 }
 
 #[test]
@@ -115,7 +194,10 @@ fn server_answers_each_request_vector_with_its_reply_vector() {
     ] {
         let mut server = ServerMachine::<64, 64>::new();
         let bytes = vector(request);
-        assert_eq!(server.receive(&bytes, Instant::ZERO, &mut example::Dispatcher(Example)), bytes.len());
+        assert_eq!(
+            server.receive(&bytes, Instant::ZERO, &mut example::Dispatcher(Example)),
+            bytes.len()
+        );
         assert_eq!(hex(server.outgoing()), hex(&vector(answer)), "{request}");
     }
 }
@@ -124,23 +206,36 @@ fn server_answers_each_request_vector_with_its_reply_vector() {
 fn client_sends_the_request_vectors_and_accepts_the_replies() {
     let mut client = ClientMachine::<64, 64>::new();
     let deadline = Instant::from_millis(1000);
-    client.start(example::ids::add, &(2i32, 3i32), deadline).unwrap();
+    client
+        .start(example::ids::add, &(2i32, 3i32), deadline)
+        .unwrap();
     // The first request after start-up is preceded by one 0x00 (PROTOCOL.md §2).
-    assert_eq!(hex(client.outgoing()), format!("00{}", hex(&vector("add_request"))));
+    assert_eq!(
+        hex(client.outgoing()),
+        format!("00{}", hex(&vector("add_request")))
+    );
     client.wrote(client.outgoing().len());
     let reply = vector("add_reply");
     let (used, outcome) = client.receive(&reply, Instant::ZERO);
     assert_eq!(used, reply.len());
     assert_eq!(outcome.unwrap().unwrap(), &[0x0a]);
 
-    client.start(example::ids::greet, &("Ada",), deadline).unwrap();
+    client
+        .start(example::ids::greet, &("Ada",), deadline)
+        .unwrap();
     assert_eq!(hex(client.outgoing()), hex(&vector("greet_request")));
     client.wrote(client.outgoing().len());
     let (_, outcome) = client.receive(&vector("greet_reply"), Instant::ZERO);
-    assert_eq!(postcard::from_bytes::<&str>(outcome.unwrap().unwrap()).unwrap(), "Hello Ada");
+    assert_eq!(
+        postcard::from_bytes::<&str>(outcome.unwrap().unwrap()).unwrap(),
+        "Hello Ada"
+    );
 
     client.start(99, &(), deadline).unwrap();
-    assert_eq!(hex(client.outgoing()), hex(&vector("unknown_method_request")));
+    assert_eq!(
+        hex(client.outgoing()),
+        hex(&vector("unknown_method_request"))
+    );
     let (_, outcome) = client.receive(&vector("unknown_method_status"), Instant::ZERO);
     let error = outcome.unwrap().unwrap_err();
     assert_eq!(error, wirecall::Error::Status(Status::Unimplemented));

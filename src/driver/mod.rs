@@ -6,7 +6,7 @@
 mod client;
 mod server;
 
-pub use client::{Call, Client};
+pub use client::{Call, Client, DEFAULT_TIMEOUT};
 pub use server::{Server, Step};
 
 /// Bytes read from the link at a time. Unprocessed bytes are kept for the next

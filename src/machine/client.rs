@@ -274,3 +274,148 @@ impl<const RX: usize, const TX: usize> Default for ClientMachine<RX, TX> {
         Self::new()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{Status, encode_reply, encode_status};
+
+    type Machine = ClientMachine<32, 32>;
+
+    const T0: Instant = Instant::from_millis(0);
+    const DEADLINE: Instant = Instant::from_millis(100);
+
+    fn reply(seq: u16, value: i32) -> ([u8; 16], usize) {
+        let mut buf = [0u8; 16];
+        let n = encode_reply(seq, &value, &mut buf).unwrap().len();
+        (buf, n)
+    }
+
+    fn send_all(m: &mut Machine) {
+        let n = m.outgoing().len();
+        m.wrote(n);
+    }
+
+    #[test]
+    fn first_request_has_a_preamble_and_later_ones_do_not() {
+        let mut m = Machine::new();
+        m.start(2, &(2i32, 3i32), DEADLINE).unwrap();
+        assert_eq!(m.outgoing().first(), Some(&0x00));
+        assert_eq!(m.outgoing().len(), 11);
+        send_all(&mut m);
+        let (r, n) = reply(0, 5);
+        assert_eq!(m.receive(&r[..n], T0).1, Some(Ok(&[0x0a][..])));
+        m.start(2, &(2i32, 3i32), DEADLINE).unwrap();
+        assert_eq!(m.outgoing().len(), 10);
+        assert_ne!(m.outgoing().first(), Some(&0x00));
+    }
+
+    #[test]
+    fn only_one_call_at_a_time() {
+        let mut m = Machine::new();
+        assert_eq!(m.start(1, &(), DEADLINE), Ok(0));
+        assert_eq!(m.start(1, &(), DEADLINE), Err(Error::Busy));
+        assert_eq!(m.stats().calls, 1);
+    }
+
+    #[test]
+    fn timeout_then_late_reply_is_discarded_and_next_call_matches() {
+        let mut m = Machine::new();
+        m.start(4, &(), DEADLINE).unwrap();
+        send_all(&mut m);
+        assert_eq!(m.poll(Instant::from_millis(99)), None);
+        assert_eq!(m.poll(DEADLINE), Some(Error::Timeout));
+        assert_eq!(m.poll(DEADLINE), None, "a call ends once");
+
+        // The late reply to call 0 arrives while call 1 waits: discarded.
+        m.start(2, &(1i32, 1i32), Instant::from_millis(300))
+            .unwrap();
+        assert_eq!(
+            m.outgoing().first(),
+            Some(&0x00),
+            "preamble after a timeout"
+        );
+        send_all(&mut m);
+        let (late, n) = reply(0, 99);
+        assert_eq!(m.receive(&late[..n], Instant::from_millis(150)), (n, None));
+        let (good, n) = reply(1, 2);
+        assert_eq!(
+            m.receive(&good[..n], Instant::from_millis(160)).1,
+            Some(Ok(&[0x04][..]))
+        );
+        assert_eq!((m.stats().late_replies, m.stats().timeouts), (1, 1));
+    }
+
+    #[test]
+    fn a_reply_for_no_call_is_late() {
+        let mut m = Machine::new();
+        let (r, n) = reply(0, 1);
+        assert_eq!(m.receive(&r[..n], T0), (n, None));
+        assert_eq!(m.stats().late_replies, 1);
+    }
+
+    #[test]
+    fn link_failure_before_any_frame_byte_is_not_sent() {
+        let mut m = Machine::new();
+        m.start(1, &(), DEADLINE).unwrap();
+        assert_eq!(m.link_failed(), Some(Error::NotSent));
+        m.start(1, &(), DEADLINE).unwrap();
+        m.wrote(1); // only the preamble
+        assert_eq!(m.link_failed(), Some(Error::NotSent));
+        m.start(1, &(), DEADLINE).unwrap();
+        m.wrote(2); // the preamble and one byte of the frame
+        assert_eq!(m.link_failed(), Some(Error::LinkLost));
+        assert_eq!(m.link_failed(), None);
+        assert_eq!(m.stats().link_failures, 3);
+    }
+
+    #[test]
+    fn status_answers_end_the_call_with_their_meaning() {
+        let mut m = Machine::new();
+        m.start(9, &(), DEADLINE).unwrap();
+        send_all(&mut m);
+        let mut buf = [0u8; 16];
+        let frame = encode_status(0, Status::Unimplemented, &mut buf).unwrap();
+        let outcome = m.receive(frame, T0).1.unwrap().unwrap_err();
+        assert_eq!(outcome, Error::Status(Status::Unimplemented));
+        assert!(!outcome.may_have_executed());
+    }
+
+    #[test]
+    fn a_reply_too_large_for_the_buffer_ran_and_is_lost() {
+        let mut m = ClientMachine::<8, 32>::new();
+        m.start(5, &(), DEADLINE).unwrap();
+        let mut buf = [0u8; 64];
+        let frame = encode_reply(0, &[7u8; 20], &mut buf).unwrap();
+        assert_eq!(m.receive(frame, T0).1, Some(Err(Error::ReplyTooLarge)));
+        assert_eq!(m.stats().link.dropped_too_long, 1);
+    }
+
+    #[test]
+    fn a_stalled_partial_frame_is_abandoned_after_the_gap() {
+        let mut m = Machine::new();
+        m.start(2, &(), Instant::from_millis(10_000)).unwrap();
+        let (r, n) = reply(0, 5);
+        // Half a frame, then silence longer than the gap, then a whole frame.
+        assert_eq!(m.receive(&r[..3], T0), (3, None));
+        let later = T0 + DEFAULT_FRAME_GAP + Duration::from_millis(1);
+        assert_eq!(m.receive(&r[..n], later).1, Some(Ok(&[0x0a][..])));
+        assert_eq!(m.stats().link.dropped_stale, 1);
+        assert_eq!(m.stats().link.dropped(), 1);
+    }
+
+    #[test]
+    fn requests_from_a_server_are_dropped_by_kind() {
+        let mut m = Machine::new();
+        let mut buf = [0u8; 16];
+        let frame = crate::wire::encode_request(0, 1, &(), &mut buf).unwrap();
+        assert_eq!(m.receive(frame, T0).1, None);
+        assert_eq!(m.stats().link.dropped_kind, 1);
+    }
+
+    #[test]
+    fn a_static_client_machine() {
+        static MACHINE: ClientMachine<64, 64> = ClientMachine::new();
+        assert_eq!(MACHINE.next_seq(), 0);
+    }
+}

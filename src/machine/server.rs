@@ -271,3 +271,224 @@ impl<const RX: usize, const TX: usize> Default for ServerMachine<RX, TX> {
         Self::new()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{Frame, encode_request};
+
+    /// A dispatcher with method 1 = echo a u32, method 2 = return `n` bytes.
+    struct Echo {
+        runs: u32,
+    }
+
+    impl Dispatch for Echo {
+        fn dispatch(
+            &mut self,
+            method: u16,
+            args: &[u8],
+            responder: Responder<'_>,
+        ) -> Result<Replied, Refused> {
+            match method {
+                1 => {
+                    let (v,): (u32,) = crate::__private::decode_args(args)?;
+                    self.runs += 1;
+                    Ok(responder.reply(&v))
+                }
+                2 => {
+                    let (n,): (u8,) = crate::__private::decode_args(args)?;
+                    self.runs += 1;
+                    Ok(responder.reply(&[0x11u8; 64][..usize::from(n)]))
+                }
+                _ => Err(Refused::UnknownMethod),
+            }
+        }
+    }
+
+    fn request<A: Serialize>(seq: u16, method: u16, args: &A) -> ([u8; 128], usize) {
+        let mut buf = [0u8; 128];
+        let n = encode_request(seq, method, args, &mut buf).unwrap().len();
+        (buf, n)
+    }
+
+    fn answer<const RX: usize, const TX: usize>(server: &ServerMachine<RX, TX>) -> Frame<'static> {
+        let mut dec = crate::wire::FrameDecoder::<128>::new();
+        let (_, event) = dec.feed(server.outgoing());
+        assert_eq!(event, Some(Decoded::Frame));
+        match Frame::parse(dec.frame()).unwrap() {
+            Frame::Status { seq, status } => Frame::Status { seq, status },
+            Frame::Reply { seq, value } => Frame::Reply {
+                seq,
+                value: if value.len() == 1 { &[0x2a] } else { &[] },
+            },
+            Frame::Request { .. } => panic!("a server never sends requests"),
+        }
+    }
+
+    const T0: Instant = Instant::ZERO;
+
+    #[test]
+    fn answers_and_holds_input_until_the_answer_is_sent() {
+        let mut server = ServerMachine::<64, 64>::new();
+        let mut echo = Echo { runs: 0 };
+        let (a, na) = request(1, 1, &(42u32,));
+        let (b, nb) = request(2, 1, &(42u32,));
+        let mut both = [0u8; 256];
+        both[..na].copy_from_slice(&a[..na]);
+        both[na..na + nb].copy_from_slice(&b[..nb]);
+        assert_eq!(
+            server.receive(&both[..na + nb], T0, &mut echo),
+            na,
+            "stops after the first answer"
+        );
+        assert_eq!(
+            answer(&server),
+            Frame::Reply {
+                seq: 1,
+                value: &[0x2a]
+            }
+        );
+        assert_eq!(
+            server.receive(&both[na..na + nb], T0, &mut echo),
+            0,
+            "nothing consumed while an answer waits"
+        );
+        let half = server.outgoing().len() / 2;
+        server.wrote(half);
+        assert_eq!(server.receive(&both[na..na + nb], T0, &mut echo), 0);
+        server.wrote(server.outgoing().len());
+        assert_eq!(server.receive(&both[na..na + nb], T0, &mut echo), nb);
+        assert_eq!(
+            answer(&server),
+            Frame::Reply {
+                seq: 2,
+                value: &[0x2a]
+            }
+        );
+        assert_eq!(echo.runs, 2);
+    }
+
+    #[test]
+    fn refusals_are_answered_with_their_status_and_run_nothing() {
+        let mut echo = Echo { runs: 0 };
+        for (method, args, status) in [
+            (9u16, &[][..], Status::Unimplemented),
+            (
+                1,
+                &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff][..],
+                Status::InvalidArgument,
+            ),
+            (1, &[0x01, 0x02][..], Status::InvalidArgument),
+        ] {
+            let mut server = ServerMachine::<64, 64>::new();
+            let mut buf = [0u8; 64];
+            // Arguments are passed pre-encoded as a raw tuple of bytes.
+            let frame = encode_request(5, method, &RawArgs(args), &mut buf).unwrap();
+            server.receive(frame, T0, &mut echo);
+            assert_eq!(answer(&server), Frame::Status { seq: 5, status });
+            assert_eq!(server.stats().refused, 1);
+        }
+        assert_eq!(echo.runs, 0);
+    }
+
+    /// Serializes bytes as they are, without a length prefix.
+    struct RawArgs<'a>(&'a [u8]);
+
+    impl Serialize for RawArgs<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeTuple;
+            let mut t = s.serialize_tuple(self.0.len())?;
+            for b in self.0 {
+                t.serialize_element(b)?;
+            }
+            t.end()
+        }
+    }
+
+    #[test]
+    fn a_request_too_large_is_answered_resource_exhausted_after_its_crc_is_checked() {
+        let mut server = ServerMachine::<16, 64>::new();
+        let mut echo = Echo { runs: 0 };
+        let mut buf = [0u8; 128];
+        let frame = encode_request(77, 1, &(&[0x5au8; 40][..],), &mut buf).unwrap();
+        assert_eq!(server.receive(frame, T0, &mut echo), frame.len());
+        assert_eq!(
+            answer(&server),
+            Frame::Status {
+                seq: 77,
+                status: Status::ResourceExhausted
+            }
+        );
+        server.wrote(8);
+        // The same frame with one byte flipped is garbage: no answer.
+        let mut bad = [0u8; 128];
+        bad[..frame.len()].copy_from_slice(frame);
+        bad[20] ^= 0x40;
+        assert_eq!(
+            server.receive(&bad[..frame.len()], T0, &mut echo),
+            frame.len()
+        );
+        assert!(server.outgoing().is_empty());
+        assert_eq!(
+            (
+                server.stats().link.dropped_too_long,
+                server.stats().link.dropped_crc
+            ),
+            (1, 1)
+        );
+        assert_eq!(echo.runs, 0);
+    }
+
+    #[test]
+    fn a_value_too_large_for_tx_becomes_internal_and_counts_as_run() {
+        let mut server = ServerMachine::<64, 24>::new();
+        let mut echo = Echo { runs: 0 };
+        let (r, n) = request(3, 2, &(60u8,));
+        server.receive(&r[..n], T0, &mut echo);
+        assert_eq!(
+            answer(&server),
+            Frame::Status {
+                seq: 3,
+                status: Status::Internal
+            }
+        );
+        assert_eq!((echo.runs, server.stats().dispatched), (1, 1));
+    }
+
+    #[test]
+    fn answers_and_status_frames_sent_to_a_server_are_dropped() {
+        let mut server = ServerMachine::<64, 64>::new();
+        let mut buf = [0u8; 16];
+        let frame = crate::wire::encode_reply(1, &1u8, &mut buf).unwrap();
+        assert_eq!(
+            server.receive(frame, T0, &mut Echo { runs: 0 }),
+            frame.len()
+        );
+        assert!(server.outgoing().is_empty());
+        assert_eq!(server.stats().link.dropped_kind, 1);
+    }
+
+    #[test]
+    fn a_partial_frame_left_by_a_dead_client_is_dropped_after_the_gap() {
+        let mut server = ServerMachine::<64, 64>::new();
+        let mut echo = Echo { runs: 0 };
+        let (r, n) = request(1, 1, &(7u32,));
+        server.receive(&r[..4], T0, &mut echo);
+        let later = T0 + DEFAULT_FRAME_GAP + Duration::from_millis(1);
+        assert_eq!(server.receive(&r[..n], later, &mut echo), n);
+        assert_eq!(
+            answer(&server),
+            Frame::Reply {
+                seq: 1,
+                value: &[0x2a]
+            }
+        );
+        assert_eq!(server.stats().link.dropped_stale, 1);
+    }
+
+    #[test]
+    fn a_static_server_machine() {
+        static MACHINE: ServerMachine<64, 64> = ServerMachine::new();
+        assert!(MACHINE.outgoing().is_empty());
+    }
+}
