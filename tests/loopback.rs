@@ -5,11 +5,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Demo, DivError, OneByte, demo, serve_demo, spawn_server, spawn_sized_server};
+use common::{
+    Demo, DivError, OneByte, demo, read_frame, serve_demo, spawn_server, spawn_sized_server,
+};
 use wirecall::embedded_io::{Read, Write};
 use wirecall::link::loopback;
 use wirecall::machine::ClientMachine;
-use wirecall::wire::{Decoded, Frame, FrameDecoder, encode_reply, encode_request};
+use wirecall::wire::{Frame, encode_reply, encode_request};
 use wirecall::{Call, Client, Error, Executed, Status, StdClock};
 
 type Stub<L> = demo::Client<Client<L, StdClock>>;
@@ -223,15 +225,7 @@ fn crc_failure_on_a_reply_is_outcome_unknown() {
     let mut client = Client::new(host, StdClock::new());
     client.set_timeout(Duration::from_millis(100));
     let board = std::thread::spawn(move || {
-        let mut dec = FrameDecoder::<64>::new();
-        let mut byte = [0u8; 1];
-        loop {
-            raw.read_exact(&mut byte).unwrap();
-            if let (_, Some(Decoded::Frame)) = dec.feed(&byte) {
-                break;
-            }
-        }
-        let seq = Frame::parse(dec.frame()).unwrap().seq();
+        let seq = Frame::parse(&read_frame(&mut raw)).unwrap().seq();
         let mut buf = [0u8; 16];
         let mut reply = encode_reply(seq, &5i32, &mut buf).unwrap().to_vec();
         reply[4] ^= 0x01;
@@ -303,18 +297,13 @@ fn several_requests_in_one_read_each_get_an_answer() {
     stream.extend_from_slice(encode_request(12, demo::ids::greet, &("Bo",), &mut buf).unwrap());
     raw.write_all(&stream).unwrap(); // one write: the server reads them together
 
-    let mut dec = FrameDecoder::<64>::new();
     let mut seen = Vec::new();
-    let mut byte = [0u8; 1];
     while seen.len() < 3 {
-        raw.read_exact(&mut byte).unwrap();
-        if let (_, Some(Decoded::Frame)) = dec.feed(&byte) {
-            seen.push(match Frame::parse(dec.frame()).unwrap() {
-                Frame::Reply { seq, value } => (seq, Ok(value.to_vec())),
-                Frame::Status { seq, status } => (seq, Err(status)),
-                other => panic!("{other:?}"),
-            });
-        }
+        seen.push(match Frame::parse(&read_frame(&mut raw)).unwrap() {
+            Frame::Reply { seq, value } => (seq, Ok(value.to_vec())),
+            Frame::Status { seq, status } => (seq, Err(status)),
+            other => panic!("{other:?}"),
+        });
     }
     assert_eq!(seen[0], (10, Ok(vec![6])));
     assert_eq!(seen[1], (11, Err(Status::Unimplemented)));
@@ -327,15 +316,7 @@ fn a_late_reply_and_the_real_one_in_one_read() {
     let (host, mut raw) = loopback::pair();
     let mut client = Client::new(host, StdClock::new());
     let board = std::thread::spawn(move || {
-        let mut dec = FrameDecoder::<64>::new();
-        let mut byte = [0u8; 1];
-        loop {
-            raw.read_exact(&mut byte).unwrap();
-            if let (_, Some(Decoded::Frame)) = dec.feed(&byte) {
-                break;
-            }
-        }
-        let seq = Frame::parse(dec.frame()).unwrap().seq();
+        let seq = Frame::parse(&read_frame(&mut raw)).unwrap().seq();
         let mut stream = Vec::new();
         let mut buf = [0u8; 16];
         stream.extend_from_slice(encode_reply(seq.wrapping_sub(1), &-1i32, &mut buf).unwrap());

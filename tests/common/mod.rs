@@ -155,3 +155,19 @@ pub fn unhex(text: &str) -> std::vec::Vec<u8> {
         .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
         .collect()
 }
+
+/// Reads bytes from `link` until one whole frame has arrived; returns it decoded (CRC removed).
+pub fn read_frame<L: Read>(link: &mut L) -> std::vec::Vec<u8> {
+    let mut decoder = wirecall::wire::FrameDecoder::<256>::new();
+    let mut byte = [0u8; 1];
+    loop {
+        assert_eq!(
+            link.read(&mut byte).ok(),
+            Some(1),
+            "link closed before a whole frame arrived"
+        );
+        if let (_, Some(wirecall::wire::Decoded::Frame)) = decoder.feed(&byte) {
+            return decoder.frame().to_vec();
+        }
+    }
+}
