@@ -34,9 +34,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (host_end, board_end) = loopback::pair();
 
     // The "board": serves until the host hangs up.
-    let board = thread::spawn(move || {
-        Server::new(board_end, greeter::Dispatcher(Board), StdClock::new()).serve()
-    });
+    let board = thread::spawn(move || Server::new(board_end, greeter::Dispatcher(Board), StdClock::new()).serve());
 
     // The host: a typed stub over a blocking client.
     let mut board_api = greeter::Client(Client::new(host_end, StdClock::new()));

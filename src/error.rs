@@ -28,6 +28,11 @@ pub enum Error {
     NotSent,
     /// Another call is still waiting for its reply on this client. Nothing was sent.
     Busy,
+    /// The server did not answer the session handshake before the deadline. The
+    /// request was not sent.
+    Unreachable,
+    /// [`resume`](crate::Client::resume) was asked for, but the last call did not end unknown.
+    NothingToResume,
     /// No valid reply came before the deadline. The request may have run.
     Timeout,
     /// The link failed or closed after the request was at least partly written,
@@ -38,6 +43,9 @@ pub enum Error {
     BadReply,
     /// The reply was larger than the client's receive buffer. The call ran; its value is lost.
     ReplyTooLarge,
+    /// A resumed call found the server without the session it was made in (the
+    /// server restarted): nobody can tell whether it ran, and it is not run again.
+    SessionLost,
 }
 
 impl Error {
@@ -45,8 +53,10 @@ impl Error {
     pub const fn executed(&self) -> Executed {
         match self {
             Error::Status(status) => status.executed(),
-            Error::RequestTooLarge | Error::NotSent | Error::Busy => Executed::No,
-            Error::Timeout | Error::LinkLost => Executed::Maybe,
+            Error::RequestTooLarge | Error::NotSent | Error::Busy | Error::Unreachable | Error::NothingToResume => {
+                Executed::No
+            }
+            Error::Timeout | Error::LinkLost | Error::SessionLost => Executed::Maybe,
             Error::BadReply | Error::ReplyTooLarge => Executed::Yes,
         }
     }
@@ -56,21 +66,32 @@ impl Error {
     pub const fn may_have_executed(&self) -> bool {
         !matches!(self.executed(), Executed::No)
     }
+
+    /// Whether the call may be made again as a new call (a new sequence number)
+    /// without risk of running it twice: the server refused it for a passing
+    /// reason (busy), or `idempotent` is true and the server can no longer tell
+    /// whether it ran (it restarted, or its answer left the cache).
+    pub const fn retry_as_new_call(&self, idempotent: bool) -> bool {
+        match self {
+            Error::Status(Status::Unavailable) => true,
+            Error::Status(Status::FailedPrecondition | Status::Aborted) | Error::SessionLost => idempotent,
+            _ => false,
+        }
+    }
 }
 
 impl core::fmt::Display for Error {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let what = match self {
             Error::Status(status) => {
-                return write!(
-                    f,
-                    "server answered {status}: {}",
-                    verdict(status.executed())
-                );
+                return write!(f, "server answered {status}: {}", verdict(status.executed()));
             }
             Error::RequestTooLarge => "request too large for the client buffer",
             Error::NotSent => "link failed before the request was sent",
             Error::Busy => "another call is in progress",
+            Error::Unreachable => "the server did not answer the session handshake",
+            Error::NothingToResume => "the last call did not end unknown, so there is nothing to resume",
+            Error::SessionLost => "the server restarted and no longer knows the call",
             Error::Timeout => "no reply before the deadline",
             Error::LinkLost => "link lost after the request was sent",
             Error::BadReply => "reply did not decode as the declared return type",
@@ -102,10 +123,7 @@ mod tests {
         assert!(Error::Timeout.may_have_executed());
         assert!(Error::LinkLost.may_have_executed());
         assert_eq!(Error::Status(Status::Internal).executed(), Executed::Yes);
-        assert_eq!(
-            Error::Status(Status::Unrecognized(99)).executed(),
-            Executed::Maybe
-        );
+        assert_eq!(Error::Status(Status::Unrecognized(99)).executed(), Executed::Maybe);
     }
 
     #[cfg(feature = "std")]
@@ -113,10 +131,7 @@ mod tests {
     fn display_says_the_verdict() {
         extern crate std;
         use std::string::ToString;
-        assert_eq!(
-            Error::Timeout.to_string(),
-            "no reply before the deadline: outcome unknown"
-        );
+        assert_eq!(Error::Timeout.to_string(), "no reply before the deadline: outcome unknown");
         assert_eq!(
             Error::Status(Status::Unimplemented).to_string(),
             "server answered UNIMPLEMENTED (12): not executed"

@@ -3,7 +3,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-#[cfg(feature = "std")]
+#[cfg(any(feature = "std", test))]
 extern crate std;
 
 // The logging shim comes first so every module can use its macros.
@@ -22,7 +22,7 @@ pub mod wire;
 pub use driver::{Call, Client, Server, Step};
 pub use error::{Error, Executed, Status};
 pub use link::Link;
-pub use machine::{Dispatch, Refused, Replied, Responder};
+pub use machine::{Dispatch, Method, Refused, Replied, Responder, RetryPolicy};
 pub use time::{Clock, Instant};
 
 #[cfg(feature = "std")]
@@ -61,16 +61,10 @@ pub mod __private {
     pub const fn check_ids(ids: &[u16]) {
         let mut i = 0;
         while i < ids.len() {
-            assert!(
-                ids[i] <= MAX_APP_METHOD_ID,
-                "wirecall::service!: method ids above 0xFEFF are reserved"
-            );
+            assert!(ids[i] <= MAX_APP_METHOD_ID, "wirecall::service!: method ids above 0xFEFF are reserved");
             let mut j = i + 1;
             while j < ids.len() {
-                assert!(
-                    ids[i] != ids[j],
-                    "wirecall::service!: two methods share the same id"
-                );
+                assert!(ids[i] != ids[j], "wirecall::service!: two methods share the same id");
                 j += 1;
             }
             i += 1;

@@ -9,8 +9,8 @@
 ///     pub mod greeter {
 ///         /// Says hello to `name`.
 ///         fn greet(name: &str) -> wirecall::heapless::String<32> = 1;
-///         /// Adds two numbers.
-///         fn add(a: i32, b: i32) -> i32 = 2;
+///         /// Adds two numbers. Running it twice is harmless.
+///         fn add(a: i32, b: i32) -> i32 = 2, idempotent;
 ///         /// Forgets everything (no return value).
 ///         fn reset() = 3;
 ///     }
@@ -26,7 +26,15 @@
 ///   `greet(&mut self, name: &str) -> Result<String<32>, wirecall::Error>`, over any
 ///   [`Call`](crate::Call) such as a [`Client`](crate::Client);
 /// - `mod ids`: one `u16` constant per method (`ids::greet == 1`);
-/// - `NAME` (the module name) and `METHODS` (`(id, name)` pairs, in definition order).
+/// - `mod methods`: one [`Method`](crate::Method) constant per method (id and idempotency);
+/// - `NAME` (the module name) and `METHODS` (`(name, Method)` pairs, in definition order).
+///
+/// `idempotent` after the id declares that running the method twice does no more
+/// than running it once. It changes one thing: when the server can no longer say
+/// whether a call ran (it restarted, or the answer left its reply cache), the
+/// client makes the call again instead of reporting the outcome unknown.
+/// Retransmissions of an unanswered request are safe for every method, idempotent
+/// or not: they reuse the call's sequence number and the server never runs it twice.
 ///
 /// Rules, checked at compile time: ids are `u16` literals, distinct, and at most
 /// [`MAX_APP_METHOD_ID`](crate::wire::MAX_APP_METHOD_ID) (higher ids are reserved
@@ -41,7 +49,7 @@ macro_rules! service {
         $vis:vis mod $module:ident {
             $(
                 $(#[$meta:meta])*
-                fn $name:ident ( $($arg:ident : $ty:ty),* $(,)? ) $(-> $ret:ty)? = $id:literal;
+                fn $name:ident ( $($arg:ident : $ty:ty),* $(,)? ) $(-> $ret:ty)? = $id:literal $(, $flag:ident)?;
             )*
         }
     ) => {
@@ -56,13 +64,19 @@ macro_rules! service {
                 $( #[doc = concat!("Id of `", stringify!($name), "`.")] pub const $name: u16 = $id; )*
             }
 
+            /// Methods as clients call them: id and idempotency.
+            #[allow(non_upper_case_globals)]
+            pub mod methods {
+                $( #[doc = concat!("`", stringify!($name), "`.")] pub const $name: $crate::Method = $crate::__method!($id $(, $flag)?); )*
+            }
+
             const _: () = $crate::__private::check_ids(&[$($id),*]);
 
             /// The service's name.
             pub const NAME: &str = stringify!($module);
 
-            /// `(id, name)` of every method, in definition order.
-            pub const METHODS: &[(u16, &str)] = &[$(($id, stringify!($name))),*];
+            /// `(name, method)` of every method, in definition order.
+            pub const METHODS: &[(&str, $crate::Method)] = &[$((stringify!($name), methods::$name)),*];
 
             /// The handlers: implement this on the server.
             pub trait Service {
@@ -106,11 +120,26 @@ macro_rules! service {
                     /// When no value came back; [`wirecall::Error::executed`] says
                     /// whether the handler ran.
                     pub fn $name(&mut self $(, $arg: $ty)*) -> ::core::result::Result<$crate::__ret!($($ret)?), $crate::Error> {
-                        $crate::Call::call(&mut self.0, $id, &($($arg,)*))
+                        $crate::Call::call(&mut self.0, methods::$name, &($($arg,)*))
                     }
                 )*
             }
         }
+    };
+}
+
+/// A method's [`Method`](crate::Method) from its id and optional flag.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __method {
+    ($id:literal) => {
+        $crate::Method::new($id)
+    };
+    ($id:literal, idempotent) => {
+        $crate::Method::idempotent($id)
+    };
+    ($id:literal, $other:ident) => {
+        compile_error!(concat!("unknown method flag `", stringify!($other), "`: the only flag is `idempotent`"))
     };
 }
 

@@ -28,9 +28,7 @@ impl Instant {
 
     /// An instant `millis` milliseconds after the epoch.
     pub const fn from_millis(millis: u64) -> Self {
-        Instant {
-            micros: millis.saturating_mul(1000),
-        }
+        Instant { micros: millis.saturating_mul(1000) }
     }
 
     /// Microseconds since the epoch.
@@ -51,18 +49,14 @@ fn duration_micros(d: Duration) -> u64 {
 impl Add<Duration> for Instant {
     type Output = Instant;
     fn add(self, rhs: Duration) -> Instant {
-        Instant {
-            micros: self.micros.saturating_add(duration_micros(rhs)),
-        }
+        Instant { micros: self.micros.saturating_add(duration_micros(rhs)) }
     }
 }
 
 impl Sub<Duration> for Instant {
     type Output = Instant;
     fn sub(self, rhs: Duration) -> Instant {
-        Instant {
-            micros: self.micros.saturating_sub(duration_micros(rhs)),
-        }
+        Instant { micros: self.micros.saturating_sub(duration_micros(rhs)) }
     }
 }
 
@@ -91,9 +85,7 @@ pub struct StdClock {
 impl StdClock {
     /// A clock whose epoch is now.
     pub fn new() -> Self {
-        StdClock {
-            start: std::time::Instant::now(),
-        }
+        StdClock { start: std::time::Instant::now() }
     }
 }
 
@@ -120,10 +112,7 @@ mod tests {
         let t = Instant::from_micros(u64::MAX - 1);
         assert_eq!((t + Duration::from_secs(1)).as_micros(), u64::MAX);
         assert_eq!((Instant::ZERO - Duration::from_secs(1)), Instant::ZERO);
-        assert_eq!(
-            Instant::from_millis(5).saturating_duration_since(Instant::from_millis(7)),
-            Duration::ZERO
-        );
+        assert_eq!(Instant::from_millis(5).saturating_duration_since(Instant::from_millis(7)), Duration::ZERO);
         assert_eq!(
             Instant::from_millis(7).saturating_duration_since(Instant::from_millis(5)),
             Duration::from_millis(2)

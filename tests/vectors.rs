@@ -9,7 +9,7 @@ use wirecall::Instant;
 use wirecall::heapless::String;
 use wirecall::machine::{ClientMachine, ServerMachine};
 use wirecall::wire::{
-    Decoded, Frame, FrameDecoder, Status, encode_reply, encode_request, encode_status,
+    Decoded, Frame, FrameDecoder, Status, encode_hello, encode_reply, encode_request, encode_status, encode_welcome,
 };
 
 wirecall::service! {
@@ -39,33 +39,24 @@ impl example::Service for Example {
 /// The `name hex` lines of the block in PROTOCOL.md §9.
 fn vectors() -> Vec<(&'static str, Vec<u8>)> {
     let spec = include_str!("../PROTOCOL.md");
-    let section = spec
-        .split("## 9. Test vectors")
-        .nth(1)
-        .expect("§9 in PROTOCOL.md");
-    let block = section
-        .split("```text")
-        .nth(1)
-        .and_then(|b| b.split("```").next())
-        .expect("a text block in §9");
-    block
-        .lines()
-        .filter_map(|line| line.split_once(' '))
-        .map(|(name, bytes)| (name, unhex(bytes.trim())))
-        .collect()
+    let section = spec.split("## 9. Test vectors").nth(1).expect("§9 in PROTOCOL.md");
+    let block = section.split("```text").nth(1).and_then(|b| b.split("```").next()).expect("a text block in §9");
+    block.lines().filter_map(|line| line.split_once(' ')).map(|(name, bytes)| (name, unhex(bytes.trim()))).collect()
 }
 
 fn vector(name: &str) -> Vec<u8> {
-    vectors()
-        .into_iter()
-        .find(|(n, _)| *n == name)
-        .unwrap_or_else(|| panic!("no vector {name}"))
-        .1
+    vectors().into_iter().find(|(n, _)| *n == name).unwrap_or_else(|| panic!("no vector {name}")).1
 }
 
 fn encoded(name: &str) -> Vec<u8> {
     let mut buf = [0u8; 64];
     let frame = match name {
+        "hello" => encode_hello(0xffff, 0, true, &mut buf),
+        "welcome" => encode_welcome(0xffff, 0, false, 1, &mut buf),
+        "no_session_status" => encode_status(0, Status::FailedPrecondition, &mut buf),
+        "aborted_status" => encode_status(0, Status::Aborted, &mut buf),
+        "resume_hello" => encode_hello(3, 0x0102_0304, false, &mut buf),
+        "resumed_welcome" => encode_welcome(3, 0xa1b2_c3d4, true, 1, &mut buf),
         "add_request" => encode_request(0, 2, &(2i32, 3i32), &mut buf),
         "add_reply" => encode_reply(0, &5i32, &mut buf),
         "greet_request" => encode_request(1, 1, &("Ada",), &mut buf),
@@ -90,17 +81,10 @@ fn decode(bytes: &[u8]) -> (Vec<u8>, usize) {
 #[test]
 fn spec_lists_the_vectors_the_issue_requires() {
     let names: Vec<_> = vectors().into_iter().map(|(n, _)| n).collect();
-    for required in [
-        "add_request",
-        "add_reply",
-        "greet_request",
-        "greet_reply",
-        "unknown_method_status",
-    ] {
-        assert!(
-            names.contains(&required),
-            "{required} missing from PROTOCOL.md"
-        );
+    for required in
+        ["add_request", "add_reply", "greet_request", "greet_reply", "unknown_method_status", "hello", "welcome"]
+    {
+        assert!(names.contains(&required), "{required} missing from PROTOCOL.md");
     }
 }
 
@@ -115,127 +99,75 @@ fn encoding_matches_every_vector() {
 fn decoding_every_vector_gives_its_fields() {
     let expect = |name: &str, frame: Frame<'_>| {
         let (decoded, used) = decode(&vector(name));
-        assert_eq!(
-            used,
-            vector(name).len(),
-            "{name}: the delimiter ends the frame"
-        );
+        assert_eq!(used, vector(name).len(), "{name}: the delimiter ends the frame");
         assert_eq!(Frame::parse(&decoded), Ok(frame), "{name}");
     };
-    expect(
-        "add_request",
-        Frame::Request {
-            seq: 0,
-            method: 2,
-            args: &[0x04, 0x06],
-        },
-    );
-    expect(
-        "add_reply",
-        Frame::Reply {
-            seq: 0,
-            value: &[0x0a],
-        },
-    );
-    expect(
-        "greet_request",
-        Frame::Request {
-            seq: 1,
-            method: 1,
-            args: b"\x03Ada",
-        },
-    );
-    expect(
-        "greet_reply",
-        Frame::Reply {
-            seq: 1,
-            value: b"\x09Hello Ada",
-        },
-    );
-    expect(
-        "unknown_method_request",
-        Frame::Request {
-            seq: 2,
-            method: 99,
-            args: &[],
-        },
-    );
-    expect(
-        "unknown_method_status",
-        Frame::Status {
-            seq: 2,
-            status: Status::Unimplemented,
-        },
-    );
-    expect(
-        "wrapped_seq_request",
-        Frame::Request {
-            seq: 0xffff,
-            method: 2,
-            args: &[0x01, 0xd8, 0x04],
-        },
-    );
-    expect(
-        "large_method_id_request",
-        Frame::Request {
-            seq: 7,
-            method: 0x0180,
-            args: &[],
-        },
-    );
+    expect("add_request", Frame::Request { seq: 0, method: 2, args: &[0x04, 0x06] });
+    expect("add_reply", Frame::Reply { seq: 0, value: &[0x0a] });
+    expect("greet_request", Frame::Request { seq: 1, method: 1, args: b"\x03Ada" });
+    expect("greet_reply", Frame::Reply { seq: 1, value: b"\x09Hello Ada" });
+    expect("unknown_method_request", Frame::Request { seq: 2, method: 99, args: &[] });
+    expect("unknown_method_status", Frame::Status { seq: 2, status: Status::Unimplemented });
+    expect("wrapped_seq_request", Frame::Request { seq: 0xffff, method: 2, args: &[0x01, 0xd8, 0x04] });
+    expect("large_method_id_request", Frame::Request { seq: 7, method: 0x0180, args: &[] });
+    expect("hello", Frame::Hello { seq: 0xffff, client_id: 0, fresh: true });
+    expect("welcome", Frame::Welcome { seq: 0xffff, boot_id: 0, resumed: false, window: 1 });
+    expect("no_session_status", Frame::Status { seq: 0, status: Status::FailedPrecondition });
+    expect("aborted_status", Frame::Status { seq: 0, status: Status::Aborted });
+    expect("resume_hello", Frame::Hello { seq: 3, client_id: 0x0102_0304, fresh: false });
+    expect("resumed_welcome", Frame::Welcome { seq: 3, boot_id: 0xa1b2_c3d4, resumed: true, window: 1 });
 }
 
 #[test]
-fn server_answers_each_request_vector_with_its_reply_vector() {
+fn server_plays_the_session_of_the_vectors() {
+    let mut server = ServerMachine::<64, 64>::new();
+    let mut service = example::Dispatcher(Example);
+    // Before any Hello, a request is refused with FAILED_PRECONDITION.
+    let add = vector("add_request");
+    assert_eq!(server.receive(&add, Instant::ZERO, &mut service), add.len());
+    assert_eq!(hex(server.outgoing()), hex(&vector("no_session_status")));
+    server.wrote(server.outgoing().len());
     for (request, answer) in [
+        ("hello", "welcome"),
         ("add_request", "add_reply"),
         ("greet_request", "greet_reply"),
         ("unknown_method_request", "unknown_method_status"),
     ] {
-        let mut server = ServerMachine::<64, 64>::new();
         let bytes = vector(request);
-        assert_eq!(
-            server.receive(&bytes, Instant::ZERO, &mut example::Dispatcher(Example)),
-            bytes.len()
-        );
+        assert_eq!(server.receive(&bytes, Instant::ZERO, &mut service), bytes.len());
         assert_eq!(hex(server.outgoing()), hex(&vector(answer)), "{request}");
+        server.wrote(server.outgoing().len());
     }
+    // A repeat of call 0 is an older number with its answer evicted: ABORTED.
+    assert_eq!(server.receive(&add, Instant::ZERO, &mut service), add.len());
+    assert_eq!(hex(server.outgoing()), hex(&vector("aborted_status")));
 }
 
 #[test]
-fn client_sends_the_request_vectors_and_accepts_the_replies() {
-    let mut client = ClientMachine::<64, 64>::new();
+fn client_plays_the_session_of_the_vectors() {
+    let mut client = ClientMachine::<64, 64>::with_identity(0, 0xffff);
     let deadline = Instant::from_millis(1000);
-    client
-        .start(example::ids::add, &(2i32, 3i32), deadline)
-        .unwrap();
-    // The first request after start-up is preceded by one 0x00 (PROTOCOL.md §2).
-    assert_eq!(
-        hex(client.outgoing()),
-        format!("00{}", hex(&vector("add_request")))
-    );
-    client.wrote(client.outgoing().len());
-    let reply = vector("add_reply");
-    let (used, outcome) = client.receive(&reply, Instant::ZERO);
-    assert_eq!(used, reply.len());
+    let send = |client: &mut ClientMachine<64, 64>| {
+        let out = client.outgoing().to_vec();
+        client.wrote(out.len());
+        hex(&out)
+    };
+    client.start(example::methods::add, &(2i32, 3i32), Instant::ZERO, deadline).unwrap();
+    // The first frame on a link is preceded by one 0x00 (PROTOCOL.md §2).
+    assert_eq!(send(&mut client), format!("00{}", hex(&vector("hello"))));
+    assert_eq!(client.receive(&vector("welcome"), Instant::ZERO).1, None);
+    assert_eq!(send(&mut client), hex(&vector("add_request")));
+    let (used, outcome) = client.receive(&vector("add_reply"), Instant::ZERO);
+    assert_eq!(used, vector("add_reply").len());
     assert_eq!(outcome.unwrap().unwrap(), &[0x0a]);
 
-    client
-        .start(example::ids::greet, &("Ada",), deadline)
-        .unwrap();
-    assert_eq!(hex(client.outgoing()), hex(&vector("greet_request")));
-    client.wrote(client.outgoing().len());
+    client.start(example::methods::greet, &("Ada",), Instant::ZERO, deadline).unwrap();
+    assert_eq!(send(&mut client), hex(&vector("greet_request")));
     let (_, outcome) = client.receive(&vector("greet_reply"), Instant::ZERO);
-    assert_eq!(
-        postcard::from_bytes::<&str>(outcome.unwrap().unwrap()).unwrap(),
-        "Hello Ada"
-    );
+    assert_eq!(postcard::from_bytes::<&str>(outcome.unwrap().unwrap()).unwrap(), "Hello Ada");
 
-    client.start(99, &(), deadline).unwrap();
-    assert_eq!(
-        hex(client.outgoing()),
-        hex(&vector("unknown_method_request"))
-    );
+    client.start(wirecall::Method::new(99), &(), Instant::ZERO, deadline).unwrap();
+    assert_eq!(send(&mut client), hex(&vector("unknown_method_request")));
     let (_, outcome) = client.receive(&vector("unknown_method_status"), Instant::ZERO);
     let error = outcome.unwrap().unwrap_err();
     assert_eq!(error, wirecall::Error::Status(Status::Unimplemented));

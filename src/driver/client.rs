@@ -1,4 +1,5 @@
-//! The blocking client: one call at a time, each bounded by a deadline.
+//! The blocking client: one call at a time, each bounded by one deadline that
+//! covers every retransmission.
 
 use core::time::Duration;
 
@@ -8,8 +9,8 @@ use serde::de::DeserializeOwned;
 use super::Inbox;
 use crate::error::Error;
 use crate::link::Link;
-use crate::machine::{ClientMachine, ClientStats};
-use crate::time::Clock;
+use crate::machine::{ClientMachine, ClientStats, Method, RetryPolicy};
+use crate::time::{Clock, Instant};
 
 /// Something that can make a remote call; what generated client stubs call.
 pub trait Call {
@@ -17,28 +18,24 @@ pub trait Call {
     ///
     /// # Errors
     /// Every way a call can fail, each saying whether the handler ran: see [`Error`].
-    fn call<A: Serialize + ?Sized, R: DeserializeOwned>(
-        &mut self,
-        method: u16,
-        args: &A,
-    ) -> Result<R, Error>;
+    fn call<A: Serialize + ?Sized, R: DeserializeOwned>(&mut self, method: Method, args: &A) -> Result<R, Error>;
 }
 
 impl<T: Call + ?Sized> Call for &mut T {
-    fn call<A: Serialize + ?Sized, R: DeserializeOwned>(
-        &mut self,
-        method: u16,
-        args: &A,
-    ) -> Result<R, Error> {
+    fn call<A: Serialize + ?Sized, R: DeserializeOwned>(&mut self, method: Method, args: &A) -> Result<R, Error> {
         (**self).call(method, args)
     }
 }
 
-/// The default time a call may take, from start to reply.
+/// The default time a call may take, from start to answer, retransmissions included.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A blocking client over link `L`, reading time from clock `C`, with `RX` and
 /// `TX` bytes of buffer (see [`ClientMachine`]).
+///
+/// Requests that get no answer are retransmitted under the same sequence number
+/// (see [`RetryPolicy`]); the server answers a retransmission from its cache, so
+/// no handler runs twice. All of it happens within one deadline per call.
 pub struct Client<L, C, const RX: usize = 256, const TX: usize = 256> {
     link: L,
     clock: C,
@@ -49,7 +46,7 @@ pub struct Client<L, C, const RX: usize = 256, const TX: usize = 256> {
 
 impl<L: Link, C: Clock> Client<L, C> {
     /// A client with 256-byte buffers whose calls time out after [`DEFAULT_TIMEOUT`].
-    /// For other buffer sizes use [`sized`](Self::sized).
+    /// For other buffer sizes use [`sized`](Client::sized).
     pub fn new(link: L, clock: C) -> Self {
         Self::sized(link, clock)
     }
@@ -62,18 +59,12 @@ impl<L: Link, C: Clock, const RX: usize, const TX: usize> Client<L, C, RX, TX> {
         Self::with_machine(link, clock, ClientMachine::new())
     }
 
-    /// A client over a machine set up by the caller (e.g. a chosen first sequence number).
+    /// A client over a machine set up by the caller (identity, first sequence number, policy).
     pub fn with_machine(link: L, clock: C, machine: ClientMachine<RX, TX>) -> Self {
-        Client {
-            link,
-            clock,
-            machine,
-            timeout: DEFAULT_TIMEOUT,
-            inbox: Inbox::new(),
-        }
+        Client { link, clock, machine, timeout: DEFAULT_TIMEOUT, inbox: Inbox::new() }
     }
 
-    /// Sets how long each call may take, from start to reply.
+    /// Sets how long each call may take, from start to answer, retransmissions included.
     pub fn set_timeout(&mut self, timeout: Duration) {
         self.timeout = timeout;
     }
@@ -81,6 +72,11 @@ impl<L: Link, C: Clock, const RX: usize, const TX: usize> Client<L, C, RX, TX> {
     /// The time each call may take.
     pub fn timeout(&self) -> Duration {
         self.timeout
+    }
+
+    /// Sets how requests without an answer are sent again.
+    pub fn set_retry_policy(&mut self, policy: RetryPolicy) {
+        self.machine.set_retry_policy(policy);
     }
 
     /// The counters.
@@ -98,47 +94,81 @@ impl<L: Link, C: Clock, const RX: usize, const TX: usize> Client<L, C, RX, TX> {
         &mut self.link
     }
 
+    /// Puts a new link in place of one that failed (a reconnection) and returns
+    /// the old one. The next call confirms the session first, so a call that
+    /// ended unknown can still be [resumed](Self::resume) if the server kept it.
+    pub fn replace_link(&mut self, link: L) -> L {
+        self.machine.link_failed();
+        self.inbox = Inbox::new();
+        core::mem::replace(&mut self.link, link)
+    }
+
     /// Takes the client apart.
     pub fn into_parts(self) -> (L, C) {
         (self.link, self.clock)
     }
 
-    /// Calls `method` and hands the postcard-encoded value to `decode`.
+    /// Calls `method` and hands the postcard-encoded value to `decode`. A call the
+    /// server refused for a passing reason, or an idempotent call the server can
+    /// no longer account for, is made again as a new call while time is left.
     ///
     /// # Errors
     /// As [`Call::call`]; `decode` returning `None` becomes [`Error::BadReply`].
     pub fn call_with<A, R>(
         &mut self,
-        method: u16,
+        method: Method,
         args: &A,
-        decode: impl FnOnce(&[u8]) -> Option<R>,
+        mut decode: impl FnMut(&[u8]) -> Option<R>,
     ) -> Result<R, Error>
     where
         A: Serialize + ?Sized,
     {
-        let mut decode = Some(decode);
         let deadline = self.clock.now() + self.timeout;
-        self.machine.start(method, args, deadline)?;
-        self.send()?;
         loop {
+            self.machine.start(method, args, self.clock.now(), deadline)?;
+            match self.finish(&mut decode) {
+                Err(error) if error.retry_as_new_call(method.idempotent) && self.clock.now() < deadline => {
+                    self.machine.count_retry();
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    /// Asks again for the answer to the last call, which ended with its outcome
+    /// unknown, under its own sequence number: the server answers from its cache
+    /// if the call ran, runs it if it never arrived, and says so if it cannot
+    /// tell (it restarted). The call is never run twice.
+    ///
+    /// # Errors
+    /// As [`Call::call`], and [`Error::NothingToResume`] if the last call did not end unknown.
+    pub fn resume<R: DeserializeOwned>(&mut self) -> Result<R, Error> {
+        let now = self.clock.now();
+        self.machine.resume(now, now + self.timeout)?;
+        self.finish(&mut |bytes| crate::decode_exact::<R>(bytes))
+    }
+
+    /// Moves bytes until the call in progress ends.
+    fn finish<R>(&mut self, decode: &mut impl FnMut(&[u8]) -> Option<R>) -> Result<R, Error> {
+        loop {
+            self.send()?;
             let now = self.clock.now();
             if self.inbox.pending().is_empty() {
                 if let Some(error) = self.machine.poll(now) {
                     return Err(error);
                 }
-                match self
-                    .inbox
-                    .fill(&mut self.link, deadline.saturating_duration_since(now))
-                {
+                if !self.machine.outgoing().is_empty() {
+                    continue;
+                }
+                let wake = self.machine.poll_at().unwrap_or(now);
+                match self.inbox.fill(&mut self.link, wake.saturating_duration_since(now)) {
                     Ok(None) => continue,
                     Ok(Some(n)) if n > 0 => {}
                     Ok(Some(_)) | Err(_) => return Err(self.link_failed()),
                 }
             }
-            let (used, outcome) = self.machine.receive(self.inbox.pending(), now);
-            let outcome = outcome.map(|value| {
-                value.and_then(|bytes| decode.take().and_then(|d| d(bytes)).ok_or(Error::BadReply))
-            });
+            let (used, outcome) = self.machine.receive(self.inbox.pending(), self.clock.now());
+            let outcome = outcome.map(|value| value.and_then(|bytes| decode(bytes).ok_or(Error::BadReply)));
             self.inbox.consume(used);
             if let Some(outcome) = outcome {
                 return outcome;
@@ -146,7 +176,9 @@ impl<L: Link, C: Clock, const RX: usize, const TX: usize> Client<L, C, RX, TX> {
         }
     }
 
+    /// Writes whatever the machine has to send.
     fn send(&mut self) -> Result<(), Error> {
+        let mut wrote = false;
         loop {
             let out = self.machine.outgoing();
             if out.is_empty() {
@@ -156,21 +188,26 @@ impl<L: Link, C: Clock, const RX: usize, const TX: usize> Client<L, C, RX, TX> {
                 Ok(n) if n > 0 => self.machine.wrote(n),
                 _ => return Err(self.link_failed()),
             }
+            wrote = true;
         }
-        self.link.flush().map_err(|_| self.link_failed())
+        if wrote && self.link.flush().is_err() {
+            return Err(self.link_failed());
+        }
+        Ok(())
     }
 
     fn link_failed(&mut self) -> Error {
         self.machine.link_failed().unwrap_or(Error::LinkLost)
     }
+
+    /// The current time on the client's clock.
+    pub fn now(&self) -> Instant {
+        self.clock.now()
+    }
 }
 
 impl<L: Link, C: Clock, const RX: usize, const TX: usize> Call for Client<L, C, RX, TX> {
-    fn call<A: Serialize + ?Sized, R: DeserializeOwned>(
-        &mut self,
-        method: u16,
-        args: &A,
-    ) -> Result<R, Error> {
+    fn call<A: Serialize + ?Sized, R: DeserializeOwned>(&mut self, method: Method, args: &A) -> Result<R, Error> {
         self.call_with(method, args, |bytes| crate::decode_exact::<R>(bytes))
     }
 }

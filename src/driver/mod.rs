@@ -22,11 +22,7 @@ struct Inbox {
 
 impl Inbox {
     const fn new() -> Self {
-        Inbox {
-            buf: [0; INBOX],
-            start: 0,
-            end: 0,
-        }
+        Inbox { buf: [0; INBOX], start: 0, end: 0 }
     }
 
     fn pending(&self) -> &[u8] {

@@ -44,13 +44,7 @@ impl<L: Link, S: Dispatch, C: Clock, const RX: usize, const TX: usize> Server<L,
     /// A server with the buffer sizes of its type, e.g.
     /// `let server: Server<_, _, _, 64, 32> = Server::sized(uart, service, clock);`.
     pub fn sized(link: L, service: S, clock: C) -> Self {
-        Server {
-            link,
-            service,
-            clock,
-            machine: ServerMachine::new(),
-            inbox: Inbox::new(),
-        }
+        Server { link, service, clock, machine: ServerMachine::new(), inbox: Inbox::new() }
     }
 
     /// Answers calls until the link reaches its end of stream.
@@ -84,9 +78,7 @@ impl<L: Link, S: Dispatch, C: Clock, const RX: usize, const TX: usize> Server<L,
         }
         while !self.inbox.pending().is_empty() {
             let now = self.clock.now();
-            let used = self
-                .machine
-                .receive(self.inbox.pending(), now, &mut self.service);
+            let used = self.machine.receive(self.inbox.pending(), now, &mut self.service);
             self.inbox.consume(used);
             if !self.send()? {
                 return Ok(Step::Closed);

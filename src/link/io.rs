@@ -45,10 +45,7 @@ pub struct IoLink<T> {
 impl<T> IoLink<T> {
     /// Wraps a stream.
     pub fn new(stream: T) -> Self {
-        IoLink {
-            io: FromStd::new(stream),
-            timeout: None,
-        }
+        IoLink { io: FromStd::new(stream), timeout: None }
     }
 
     /// The stream.
@@ -88,11 +85,7 @@ impl<T: std::io::Write> Write for IoLink<T> {
 }
 
 impl<T: std::io::Read + std::io::Write + SetReadTimeout> Link for IoLink<T> {
-    fn read_within(
-        &mut self,
-        buf: &mut [u8],
-        timeout: Duration,
-    ) -> Result<Option<usize>, Self::Error> {
+    fn read_within(&mut self, buf: &mut [u8], timeout: Duration) -> Result<Option<usize>, Self::Error> {
         let millis = timeout.as_millis().clamp(1, u128::from(u32::MAX));
         let timeout = Duration::from_millis(u64::try_from(millis).unwrap_or(u64::from(u32::MAX)));
         if self.timeout != Some(timeout) {
@@ -101,12 +94,7 @@ impl<T: std::io::Read + std::io::Write + SetReadTimeout> Link for IoLink<T> {
         }
         match std::io::Read::read(self.io.inner_mut(), buf) {
             Ok(n) => Ok(Some(n)),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-                ) =>
-            {
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {
                 Ok(None)
             }
             Err(e) => Err(e),

@@ -22,7 +22,17 @@ struct State {
     /// `queues[i]` holds bytes written by end `i`, read by end `1 - i`.
     queues: [VecDeque<u8>; 2],
     cut: bool,
-    muted: bool,
+    /// `muted[i]`: bytes written by end `i` are lost.
+    muted: [bool; 2],
+}
+
+/// One direction of a pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// From the first end [`pair`] returns to the second.
+    FirstToSecond,
+    /// From the second end to the first.
+    SecondToFirst,
 }
 
 #[derive(Default)]
@@ -33,9 +43,7 @@ struct Shared {
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -54,28 +62,16 @@ pub struct Wire {
 /// Two connected ends.
 pub fn pair() -> (End, End) {
     let shared = Arc::new(Shared::default());
-    (
-        End {
-            shared: shared.clone(),
-            side: 0,
-        },
-        End { shared, side: 1 },
-    )
+    (End { shared: shared.clone(), side: 0 }, End { shared, side: 1 })
 }
 
 impl End {
     /// A handle on the pipe this end belongs to.
     pub fn wire(&self) -> Wire {
-        Wire {
-            shared: self.shared.clone(),
-        }
+        Wire { shared: self.shared.clone() }
     }
 
-    fn read_waiting(
-        &mut self,
-        buf: &mut [u8],
-        timeout: Option<Duration>,
-    ) -> std::io::Result<Option<usize>> {
+    fn read_waiting(&mut self, buf: &mut [u8], timeout: Option<Duration>) -> std::io::Result<Option<usize>> {
         if buf.is_empty() {
             return Ok(Some(0));
         }
@@ -96,11 +92,7 @@ impl End {
                 return Ok(Some(n));
             }
             state = match deadline {
-                None => self
-                    .shared
-                    .changed
-                    .wait(state)
-                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+                None => self.shared.changed.wait(state).unwrap_or_else(std::sync::PoisonError::into_inner),
                 Some(deadline) => {
                     let now = std::time::Instant::now();
                     if now >= deadline {
@@ -135,7 +127,16 @@ impl Wire {
     /// Mutes or unmutes the pipe: while muted, bytes written at either end are
     /// accepted and lost.
     pub fn set_muted(&self, muted: bool) {
-        self.shared.lock().muted = muted;
+        self.shared.lock().muted = [muted; 2];
+    }
+
+    /// Mutes or unmutes one direction of the pipe.
+    pub fn set_direction_muted(&self, direction: Direction, muted: bool) {
+        let from = match direction {
+            Direction::FirstToSecond => 0,
+            Direction::SecondToFirst => 1,
+        };
+        self.shared.lock().muted[from] = muted;
     }
 }
 
@@ -157,7 +158,7 @@ impl Write for End {
             if state.cut {
                 return Err(ErrorKind::BrokenPipe.into());
             }
-            if state.muted || buf.is_empty() {
+            if state.muted[outbound] || buf.is_empty() {
                 return Ok(buf.len());
             }
             let room = CAPACITY - state.queues[outbound].len();
@@ -167,29 +168,19 @@ impl Write for End {
                 self.shared.changed.notify_all();
                 return Ok(n);
             }
-            state = self
-                .shared
-                .changed
-                .wait(state)
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            state = self.shared.changed.wait(state).unwrap_or_else(std::sync::PoisonError::into_inner);
         }
     }
 
+    /// Written bytes are in the pipe already: there is nothing to flush, even
+    /// if the pipe was cut since.
     fn flush(&mut self) -> Result<(), Self::Error> {
-        if self.shared.lock().cut {
-            Err(ErrorKind::BrokenPipe.into())
-        } else {
-            Ok(())
-        }
+        Ok(())
     }
 }
 
 impl Link for End {
-    fn read_within(
-        &mut self,
-        buf: &mut [u8],
-        timeout: Duration,
-    ) -> Result<Option<usize>, Self::Error> {
+    fn read_within(&mut self, buf: &mut [u8], timeout: Duration) -> Result<Option<usize>, Self::Error> {
         self.read_waiting(buf, Some(timeout))
     }
 }
@@ -213,14 +204,8 @@ mod tests {
         let mut buf = [0u8; 8];
         assert_eq!(b.read(&mut buf).unwrap(), 5);
         assert_eq!(&buf[..5], b"hello");
-        assert_eq!(
-            a.read_within(&mut buf, Duration::from_millis(1)).unwrap(),
-            Some(2)
-        );
-        assert_eq!(
-            a.read_within(&mut buf, Duration::from_millis(1)).unwrap(),
-            None
-        );
+        assert_eq!(a.read_within(&mut buf, Duration::from_millis(1)).unwrap(), Some(2));
+        assert_eq!(a.read_within(&mut buf, Duration::from_millis(1)).unwrap(), None);
     }
 
     #[test]
@@ -239,10 +224,18 @@ mod tests {
         a.wire().set_muted(true);
         a.write_all(b"gone").unwrap();
         let mut buf = [0u8; 8];
-        assert_eq!(
-            b.read_within(&mut buf, Duration::from_millis(1)).unwrap(),
-            None
-        );
+        assert_eq!(b.read_within(&mut buf, Duration::from_millis(1)).unwrap(), None);
+    }
+
+    #[test]
+    fn one_direction_can_be_muted() {
+        let (mut a, mut b) = pair();
+        a.wire().set_direction_muted(Direction::SecondToFirst, true);
+        b.write_all(b"gone").unwrap();
+        a.write_all(b"kept").unwrap();
+        let mut buf = [0u8; 8];
+        assert_eq!(a.read_within(&mut buf, Duration::from_millis(1)).unwrap(), None);
+        assert_eq!(b.read_within(&mut buf, Duration::from_millis(1)).unwrap(), Some(4));
     }
 
     #[test]

@@ -29,25 +29,13 @@ pub trait Link: Read + Write {
     ///
     /// # Errors
     /// The stream's error; the drivers treat it as the link having failed.
-    fn read_within(
-        &mut self,
-        buf: &mut [u8],
-        timeout: Duration,
-    ) -> Result<Option<usize>, Self::Error>;
+    fn read_within(&mut self, buf: &mut [u8], timeout: Duration) -> Result<Option<usize>, Self::Error>;
 }
 
 /// Streams that can say whether a read would block are polled: `read_within`
 /// returns at once, and the driver's loop provides the waiting.
 impl<T: Read + Write + ReadReady> Link for T {
-    fn read_within(
-        &mut self,
-        buf: &mut [u8],
-        _timeout: Duration,
-    ) -> Result<Option<usize>, Self::Error> {
-        if self.read_ready()? {
-            self.read(buf).map(Some)
-        } else {
-            Ok(None)
-        }
+    fn read_within(&mut self, buf: &mut [u8], _timeout: Duration) -> Result<Option<usize>, Self::Error> {
+        if self.read_ready()? { self.read(buf).map(Some) } else { Ok(None) }
     }
 }

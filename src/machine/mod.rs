@@ -13,8 +13,8 @@
 mod client;
 mod server;
 
-pub use client::{ClientMachine, ClientStats};
-pub use server::{Dispatch, Refused, Replied, Responder, ServerMachine, ServerStats};
+pub use client::{ClientMachine, ClientStats, Method, RetryPolicy};
+pub use server::{Dispatch, REPLY_CACHE_WINDOW, Refused, Replied, Responder, ServerMachine, ServerStats};
 
 use core::time::Duration;
 

@@ -1,12 +1,21 @@
-//! The server side: decode requests, dispatch them, encode one answer each.
+//! The server side: sessions, dispatch, and a reply cache that makes retries safe.
 //!
 //! Invariants:
-//! - Every request frame with a good CRC gets exactly one answer: a Reply, or a
-//!   Status saying why not. An unknown method is answered, never ignored.
+//! - Every Request with a good CRC gets exactly one answer: a Reply, or a Status
+//!   saying why not. An unknown method is answered, never ignored.
+//! - A handler runs at most once per (session, sequence number): a repeat of the
+//!   newest call is answered from the cache; a repeat of an older one, whose
+//!   answer is gone, is answered ABORTED; a request outside any session is
+//!   answered FAILED_PRECONDITION. None of these runs the handler.
 //! - A request is refused (Status, not executed) only before its handler is
-//!   called; once the handler ran, the answer is its value or `INTERNAL`.
+//!   called; once the handler ran, the answer is its value or INTERNAL.
 //! - While an answer is waiting to be sent, no further input is consumed, so
-//!   the transmit buffer is never overwritten.
+//!   no answer is ever overwritten before it is sent.
+//!
+//! Memory: the transmit buffer holds the newest call's answer and doubles as the
+//! one-entry reply cache; answers that are never cached (Welcome, refusals,
+//! FAILED_PRECONDITION, ABORTED) go through a separate 16-byte buffer so they
+//! cannot evict it.
 
 use core::time::Duration;
 
@@ -15,7 +24,7 @@ use serde::Serialize;
 use super::DEFAULT_FRAME_GAP;
 use crate::stats::{LinkStats, bump};
 use crate::time::Instant;
-use crate::wire::{Decoded, Frame, FrameDecoder, Kind, Status, encode_reply, encode_status};
+use crate::wire::{Decoded, Frame, FrameDecoder, Status, encode_reply, encode_status, encode_welcome, seq_after};
 
 /// Server counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -28,9 +37,20 @@ pub struct ServerStats {
     pub dispatched: u32,
     /// Requests refused before dispatch (unknown method, bad arguments, too large).
     pub refused: u32,
+    /// Repeated requests answered from the reply cache, without running the handler.
+    pub duplicates: u32,
+    /// Repeated requests whose answer was no longer cached (answered ABORTED).
+    pub evicted: u32,
+    /// Requests received outside any session (answered FAILED_PRECONDITION).
+    pub no_session: u32,
+    /// Hello frames answered.
+    pub hellos: u32,
 }
 
 /// Why a dispatcher refused a request before calling any handler.
+///
+/// A refusal must depend only on the method id and the argument bytes, so that a
+/// repeat of the same request is refused the same way: refusals are not cached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Refused {
@@ -61,12 +81,15 @@ pub struct Replied {
 pub struct Responder<'a> {
     seq: u16,
     buf: &'a mut [u8],
+    /// Set once the buffer has been written to.
+    written: &'a mut bool,
 }
 
 impl Responder<'_> {
     /// Encodes `value` as the Reply. If it does not fit the transmit buffer, the
     /// answer becomes [`Status::Internal`]: the handler ran, its value is lost.
     pub fn reply<T: Serialize + ?Sized>(self, value: &T) -> Replied {
+        *self.written = true;
         let len = match encode_reply(self.seq, value, self.buf) {
             Ok(frame) => frame.len(),
             Err(_) => {
@@ -88,21 +111,11 @@ pub trait Dispatch {
     ///
     /// # Errors
     /// [`Refused`] when the request is turned down before any handler runs.
-    fn dispatch(
-        &mut self,
-        method: u16,
-        args: &[u8],
-        responder: Responder<'_>,
-    ) -> Result<Replied, Refused>;
+    fn dispatch(&mut self, method: u16, args: &[u8], responder: Responder<'_>) -> Result<Replied, Refused>;
 }
 
 impl<D: Dispatch + ?Sized> Dispatch for &mut D {
-    fn dispatch(
-        &mut self,
-        method: u16,
-        args: &[u8],
-        responder: Responder<'_>,
-    ) -> Result<Replied, Refused> {
+    fn dispatch(&mut self, method: u16, args: &[u8], responder: Responder<'_>) -> Result<Replied, Refused> {
         (**self).dispatch(method, args, responder)
     }
 }
@@ -110,39 +123,84 @@ impl<D: Dispatch + ?Sized> Dispatch for &mut D {
 /// The smallest transmit buffer a server can have: one Status frame.
 const MIN_TX: usize = 8;
 
+/// The smallest receive buffer a server can have: one decoded Hello frame.
+const MIN_RX: usize = 10;
+
+/// Room for the largest uncached answer, a Welcome (13 bytes on the wire).
+const SMALL: usize = 16;
+
+/// Answers cached per session: the reply cache's window.
+pub const REPLY_CACHE_WINDOW: u8 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Out {
+    /// Nothing to send.
+    Idle,
+    /// The cached answer, from byte `sent` on.
+    Cache { sent: usize },
+    /// The uncached answer in `small`, from byte `sent` on.
+    Small { sent: usize },
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Session {
+    client_id: u32,
+    /// The newest sequence number dispatched in this session.
+    newest: Option<u16>,
+}
+
 /// The server protocol machine: `RX` bytes of receive buffer (largest decoded
-/// request: header, arguments and CRC) and `TX` bytes of transmit buffer
-/// (largest encoded answer: COBS, CRC and delimiter included; at least 8).
+/// request: header, arguments and CRC) and `TX` bytes of transmit buffer that is
+/// also the reply cache (largest encoded answer: COBS, CRC and delimiter
+/// included; at least 8).
 pub struct ServerMachine<const RX: usize, const TX: usize> {
     decoder: FrameDecoder<RX>,
-    tx: [u8; TX],
-    tx_len: usize,
-    tx_sent: usize,
+    cache: [u8; TX],
+    cache_len: usize,
+    /// Sequence number of the answer in `cache`, if it is a valid cache entry.
+    cached_seq: Option<u16>,
+    small: [u8; SMALL],
+    small_len: usize,
+    out: Out,
+    session: Option<Session>,
+    boot_id: u32,
     last_rx: Instant,
     frame_gap: Duration,
     stats: ServerStats,
 }
 
 impl<const RX: usize, const TX: usize> ServerMachine<RX, TX> {
-    /// An idle server.
+    /// An idle server with boot id 0.
     pub const fn new() -> Self {
-        const {
-            assert!(
-                TX >= MIN_TX,
-                "a server's TX buffer must hold a Status frame (8 bytes)"
-            )
-        };
+        Self::with_boot_id(0)
+    }
+
+    /// An idle server that reports `boot_id` in its Welcome frames. Give it a new
+    /// value at each boot (a counter in flash, or a random number) so clients can
+    /// tell a restart; correctness does not depend on it.
+    pub const fn with_boot_id(boot_id: u32) -> Self {
+        const { assert!(TX >= MIN_TX, "a server's TX buffer must hold a Status frame (8 bytes)") };
+        const { assert!(RX >= MIN_RX, "a server's RX buffer must hold a decoded Hello frame (10 bytes)") };
         ServerMachine {
             decoder: FrameDecoder::new(),
-            tx: [0; TX],
-            tx_len: 0,
-            tx_sent: 0,
+            cache: [0; TX],
+            cache_len: 0,
+            cached_seq: None,
+            small: [0; SMALL],
+            small_len: 0,
+            out: Out::Idle,
+            session: None,
+            boot_id,
             last_rx: Instant::ZERO,
             frame_gap: DEFAULT_FRAME_GAP,
             stats: ServerStats {
                 link: LinkStats::ZERO,
                 dispatched: 0,
                 refused: 0,
+                duplicates: 0,
+                evicted: 0,
+                no_session: 0,
+                hellos: 0,
             },
         }
     }
@@ -152,6 +210,11 @@ impl<const RX: usize, const TX: usize> ServerMachine<RX, TX> {
         self.frame_gap = gap;
     }
 
+    /// The boot id sent in Welcome frames.
+    pub const fn boot_id(&self) -> u32 {
+        self.boot_id
+    }
+
     /// The counters.
     pub const fn stats(&self) -> &ServerStats {
         &self.stats
@@ -159,40 +222,47 @@ impl<const RX: usize, const TX: usize> ServerMachine<RX, TX> {
 
     /// Bytes of the current answer not yet accepted by the link.
     pub fn outgoing(&self) -> &[u8] {
-        self.tx.get(self.tx_sent..self.tx_len).unwrap_or(&[])
+        match self.out {
+            Out::Idle => &[],
+            Out::Cache { sent } => self.cache.get(sent..self.cache_len).unwrap_or(&[]),
+            Out::Small { sent } => self.small.get(sent..self.small_len).unwrap_or(&[]),
+        }
     }
 
     /// Records that the link accepted the first `n` bytes of [`outgoing`](Self::outgoing).
     pub fn wrote(&mut self, n: usize) {
-        self.tx_sent = self.tx_sent.saturating_add(n).min(self.tx_len);
-        if self.tx_sent == self.tx_len {
-            self.tx_len = 0;
-            self.tx_sent = 0;
+        let (sent, len) = match &mut self.out {
+            Out::Idle => return,
+            Out::Cache { sent } => (sent, self.cache_len),
+            Out::Small { sent } => (sent, self.small_len),
+        };
+        *sent = sent.saturating_add(n).min(len);
+        if *sent == len {
+            self.out = Out::Idle;
         }
     }
 
-    /// Forgets an answer that cannot be sent (the link failed).
+    /// Forgets an answer that cannot be sent (the link failed). A cached answer
+    /// stays cached, so a retry can still get it.
     pub fn discard_outgoing(&mut self) {
-        self.tx_len = 0;
-        self.tx_sent = 0;
+        self.out = Out::Idle;
     }
 
-    /// Feeds received bytes, dispatching each complete request to `service`.
-    /// Stops after the first request that produced an answer (now in
-    /// [`outgoing`](Self::outgoing)) and returns the bytes consumed; feed the
-    /// rest after sending the answer. Consumes nothing while an answer is unsent.
-    pub fn receive<S: Dispatch + ?Sized>(
-        &mut self,
-        input: &[u8],
-        now: Instant,
-        service: &mut S,
-    ) -> usize {
-        if self.tx_len != 0 {
+    /// Forgets the session and its cached answer, as a restart would.
+    pub fn end_session(&mut self) {
+        self.session = None;
+        self.cached_seq = None;
+    }
+
+    /// Feeds received bytes, answering each complete frame. Stops after the first
+    /// frame that produced an answer (now in [`outgoing`](Self::outgoing)) and
+    /// returns the bytes consumed; feed the rest after sending the answer.
+    /// Consumes nothing while an answer is unsent.
+    pub fn receive<S: Dispatch + ?Sized>(&mut self, input: &[u8], now: Instant, service: &mut S) -> usize {
+        if self.out != Out::Idle {
             return 0;
         }
-        if self.decoder.is_mid_frame()
-            && now.saturating_duration_since(self.last_rx) > self.frame_gap
-        {
+        if self.decoder.is_mid_frame() && now.saturating_duration_since(self.last_rx) > self.frame_gap {
             self.decoder.reset();
             bump(&mut self.stats.link.dropped_stale);
         }
@@ -200,69 +270,102 @@ impl<const RX: usize, const TX: usize> ServerMachine<RX, TX> {
             self.last_rx = now;
         }
         let mut consumed = 0;
-        while consumed < input.len() {
+        while consumed < input.len() && self.out == Out::Idle {
             let (used, event) = self.decoder.feed(input.get(consumed..).unwrap_or(&[]));
             consumed += used;
-            let Some(event) = event else { break };
-            let stats = &mut self.stats;
-            let frame = self.decoder.frame();
-            let answer = match event {
-                Decoded::Dropped(reason) => {
-                    stats.link.count_drop(reason);
-                    continue;
+            if let Some(event) = event {
+                self.handle(event, service);
+            }
+        }
+        consumed
+    }
+
+    /// Handles one decoder event, setting `out` if it produced an answer.
+    fn handle<S: Dispatch + ?Sized>(&mut self, event: Decoded, service: &mut S) {
+        let stats = &mut self.stats;
+        let frame = match event {
+            Decoded::Dropped(reason) => return stats.link.count_drop(reason),
+            Decoded::Oversized { len } => {
+                bump(&mut stats.link.dropped_too_long);
+                if let Ok(Frame::Request { seq, .. }) = Frame::parse(self.decoder.frame()) {
+                    wc_warn!("request seq={} of {} bytes too large", seq, len);
+                    bump(&mut stats.refused);
+                    self.small_len =
+                        encode_status(seq, Status::ResourceExhausted, &mut self.small).map_or(0, <[u8]>::len);
+                    self.out = Out::Small { sent: 0 };
                 }
-                Decoded::Oversized { len } => {
-                    bump(&mut stats.link.dropped_too_long);
-                    match Frame::parse(frame) {
-                        Ok(Frame::Request { seq, .. }) => {
-                            wc_warn!("request seq={} of {} bytes too large", seq, len);
-                            bump(&mut stats.refused);
-                            encode_status(seq, Status::ResourceExhausted, &mut self.tx)
-                                .map_or(0, <[u8]>::len)
+                return;
+            }
+            Decoded::Frame => match Frame::parse(self.decoder.frame()) {
+                Ok(frame) => frame,
+                Err(error) => return stats.link.count_parse_error(error),
+            },
+        };
+        match frame {
+            Frame::Hello { seq, client_id, fresh } => {
+                bump(&mut stats.link.frames_in);
+                bump(&mut stats.hellos);
+                let resumed = !fresh && self.session.is_some_and(|s| s.client_id == client_id);
+                if !resumed {
+                    self.session = Some(Session { client_id, newest: None });
+                    self.cached_seq = None;
+                }
+                wc_debug!("hello seq={} client={} resumed={}", seq, client_id, resumed);
+                self.small_len = encode_welcome(seq, self.boot_id, resumed, REPLY_CACHE_WINDOW, &mut self.small)
+                    .map_or(0, <[u8]>::len);
+                self.out = Out::Small { sent: 0 };
+            }
+            Frame::Request { seq, method, args } => {
+                bump(&mut stats.link.frames_in);
+                let status = match self.session {
+                    None => {
+                        bump(&mut stats.no_session);
+                        Status::FailedPrecondition
+                    }
+                    Some(_) if self.cached_seq == Some(seq) => {
+                        bump(&mut stats.duplicates);
+                        wc_debug!("seq={} answered from the cache", seq);
+                        self.out = Out::Cache { sent: 0 };
+                        return;
+                    }
+                    Some(Session { newest: Some(newest), .. }) if !seq_after(seq, newest) => {
+                        bump(&mut stats.evicted);
+                        Status::Aborted
+                    }
+                    Some(ref mut session) => {
+                        let mut written = false;
+                        let responder = Responder { seq, buf: &mut self.cache, written: &mut written };
+                        let dispatched = service.dispatch(method, args, responder);
+                        if written {
+                            // The cached answer has been overwritten.
+                            self.cached_seq = None;
                         }
-                        _ => continue,
-                    }
-                }
-                Decoded::Frame => match Frame::parse(frame) {
-                    Err(error) => {
-                        stats.link.count_parse_error(error);
-                        continue;
-                    }
-                    Ok(frame) if frame.kind() != Kind::Request => {
-                        bump(&mut stats.link.dropped_kind);
-                        continue;
-                    }
-                    Ok(Frame::Request { seq, method, args }) => {
-                        bump(&mut stats.link.frames_in);
-                        let responder = Responder {
-                            seq,
-                            buf: &mut self.tx,
-                        };
-                        match service.dispatch(method, args, responder) {
+                        match dispatched {
                             Ok(replied) => {
                                 bump(&mut stats.dispatched);
                                 wc_debug!("seq={} method={} answered", seq, method);
-                                replied.len
+                                session.newest = Some(seq);
+                                self.cached_seq = Some(seq);
+                                self.cache_len = replied.len;
+                                self.out = Out::Cache { sent: 0 };
+                                return;
                             }
                             Err(refused) => {
                                 bump(&mut stats.refused);
                                 wc_debug!("seq={} method={} refused", seq, method);
-                                encode_status(seq, refused.status(), &mut self.tx)
-                                    .map_or(0, <[u8]>::len)
+                                refused.status()
                             }
                         }
                     }
-                    Ok(_) => continue,
-                },
-            };
-            if answer > 0 {
-                self.tx_len = answer;
-                self.tx_sent = 0;
-                bump(&mut self.stats.link.frames_out);
-                break;
+                };
+                self.small_len = encode_status(seq, status, &mut self.small).map_or(0, <[u8]>::len);
+                self.out = Out::Small { sent: 0 };
             }
+            Frame::Reply { .. } | Frame::Status { .. } | Frame::Welcome { .. } => bump(&mut stats.link.dropped_kind),
         }
-        consumed
+        if self.out != Out::Idle {
+            bump(&mut self.stats.link.frames_out);
+        }
     }
 }
 
@@ -274,26 +377,23 @@ impl<const RX: usize, const TX: usize> Default for ServerMachine<RX, TX> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::wire::{Frame, encode_request};
+    use std::vec::Vec;
 
-    /// A dispatcher with method 1 = echo a u32, method 2 = return `n` bytes.
+    use super::*;
+    use crate::wire::{encode_hello, encode_request};
+
+    /// Method 1 echoes a u32 xor 0x55; method 2 returns `n` bytes. Counts runs.
     struct Echo {
         runs: u32,
     }
 
     impl Dispatch for Echo {
-        fn dispatch(
-            &mut self,
-            method: u16,
-            args: &[u8],
-            responder: Responder<'_>,
-        ) -> Result<Replied, Refused> {
+        fn dispatch(&mut self, method: u16, args: &[u8], responder: Responder<'_>) -> Result<Replied, Refused> {
             match method {
                 1 => {
                     let (v,): (u32,) = crate::__private::decode_args(args)?;
                     self.runs += 1;
-                    Ok(responder.reply(&v))
+                    Ok(responder.reply(&(v ^ 0x55)))
                 }
                 2 => {
                     let (n,): (u8,) = crate::__private::decode_args(args)?;
@@ -305,90 +405,121 @@ mod tests {
         }
     }
 
-    fn request<A: Serialize>(seq: u16, method: u16, args: &A) -> ([u8; 128], usize) {
+    type Server = ServerMachine<64, 64>;
+    const T0: Instant = Instant::ZERO;
+
+    fn request<A: Serialize + ?Sized>(seq: u16, method: u16, args: &A) -> Vec<u8> {
         let mut buf = [0u8; 128];
-        let n = encode_request(seq, method, args, &mut buf).unwrap().len();
-        (buf, n)
+        encode_request(seq, method, args, &mut buf).unwrap().to_vec()
     }
 
-    fn answer<const RX: usize, const TX: usize>(server: &ServerMachine<RX, TX>) -> Frame<'static> {
-        let mut dec = crate::wire::FrameDecoder::<128>::new();
-        let (_, event) = dec.feed(server.outgoing());
-        assert_eq!(event, Some(Decoded::Frame));
-        match Frame::parse(dec.frame()).unwrap() {
-            Frame::Status { seq, status } => Frame::Status { seq, status },
-            Frame::Reply { seq, value } => Frame::Reply {
-                seq,
-                value: if value.len() == 1 { &[0x2a] } else { &[] },
-            },
-            Frame::Request { .. } => panic!("a server never sends requests"),
+    fn hello(seq: u16, client_id: u32, fresh: bool) -> Vec<u8> {
+        let mut buf = [0u8; 16];
+        encode_hello(seq, client_id, fresh, &mut buf).unwrap().to_vec()
+    }
+
+    /// Feeds `input` completely, collecting every answer as decoded frame bytes.
+    fn exchange<const RX: usize, const TX: usize>(
+        server: &mut ServerMachine<RX, TX>,
+        input: &[u8],
+        echo: &mut Echo,
+    ) -> Vec<Vec<u8>> {
+        let mut answers = Vec::new();
+        let mut rest = input;
+        loop {
+            let used = server.receive(rest, T0, echo);
+            rest = &rest[used..];
+            let out = server.outgoing().to_vec();
+            if !out.is_empty() {
+                server.wrote(out.len());
+                let mut dec = crate::wire::FrameDecoder::<128>::new();
+                assert_eq!(dec.feed(&out), (out.len(), Some(Decoded::Frame)));
+                answers.push(dec.frame().to_vec());
+            } else if rest.is_empty() {
+                return answers;
+            }
         }
     }
 
-    const T0: Instant = Instant::ZERO;
+    /// A server with a session for client 7, fresh.
+    fn open(echo: &mut Echo) -> Server {
+        let mut server = Server::new();
+        assert_eq!(exchange(&mut server, &hello(100, 7, true), echo), [[0x15, 100, 0, 0, 0, 0, 0, 0, 1]]);
+        server
+    }
 
     #[test]
-    fn answers_and_holds_input_until_the_answer_is_sent() {
-        let mut server = ServerMachine::<64, 64>::new();
+    fn requests_outside_a_session_are_refused_unknown_and_not_run() {
         let mut echo = Echo { runs: 0 };
-        let (a, na) = request(1, 1, &(42u32,));
-        let (b, nb) = request(2, 1, &(42u32,));
-        let mut both = [0u8; 256];
-        both[..na].copy_from_slice(&a[..na]);
-        both[na..na + nb].copy_from_slice(&b[..nb]);
-        assert_eq!(
-            server.receive(&both[..na + nb], T0, &mut echo),
-            na,
-            "stops after the first answer"
-        );
-        assert_eq!(
-            answer(&server),
-            Frame::Reply {
-                seq: 1,
-                value: &[0x2a]
-            }
-        );
-        assert_eq!(
-            server.receive(&both[na..na + nb], T0, &mut echo),
-            0,
-            "nothing consumed while an answer waits"
-        );
-        let half = server.outgoing().len() / 2;
-        server.wrote(half);
-        assert_eq!(server.receive(&both[na..na + nb], T0, &mut echo), 0);
-        server.wrote(server.outgoing().len());
-        assert_eq!(server.receive(&both[na..na + nb], T0, &mut echo), nb);
-        assert_eq!(
-            answer(&server),
-            Frame::Reply {
-                seq: 2,
-                value: &[0x2a]
-            }
-        );
+        let mut server = Server::with_boot_id(0x0403_0201);
+        let answers = exchange(&mut server, &request(5, 1, &(1u32,)), &mut echo);
+        assert_eq!(answers, [[0x13, 5, 0, 9]], "FAILED_PRECONDITION");
+        assert_eq!((echo.runs, server.stats().no_session), (0, 1));
+        let answers = exchange(&mut server, &hello(6, 7, true), &mut echo);
+        assert_eq!(answers, [[0x15, 6, 0, 1, 2, 3, 4, 0, 1]], "Welcome: boot id, not resumed, window 1");
+        let answers = exchange(&mut server, &request(7, 1, &(1u32,)), &mut echo);
+        assert_eq!(answers, [[0x12, 7, 0, 0x54]]);
+        assert_eq!(echo.runs, 1);
+    }
+
+    #[test]
+    fn a_repeat_of_the_newest_call_is_answered_from_the_cache() {
+        let mut echo = Echo { runs: 0 };
+        let mut server = open(&mut echo);
+        let call = request(1, 1, &(0x20u32,));
+        let first = exchange(&mut server, &call, &mut echo);
+        let twice = exchange(&mut server, &[call.clone(), call.clone()].concat(), &mut echo);
+        assert_eq!(first, [[0x12, 1, 0, 0x75]]);
+        assert_eq!(twice, [first[0].clone(), first[0].clone()]);
+        assert_eq!((echo.runs, server.stats().duplicates, server.stats().dispatched), (1, 2, 1));
+    }
+
+    #[test]
+    fn a_repeat_of_an_evicted_call_is_aborted_not_run() {
+        let mut echo = Echo { runs: 0 };
+        let mut server = open(&mut echo);
+        exchange(&mut server, &request(1, 1, &(1u32,)), &mut echo);
+        exchange(&mut server, &request(2, 1, &(2u32,)), &mut echo);
+        assert_eq!(exchange(&mut server, &request(1, 1, &(1u32,)), &mut echo), [[0x13, 1, 0, 10]]);
+        assert_eq!((echo.runs, server.stats().evicted), (2, 1));
+        // The aborted answer did not evict the cached one.
+        assert_eq!(exchange(&mut server, &request(2, 1, &(2u32,)), &mut echo), [[0x12, 2, 0, 0x57]]);
         assert_eq!(echo.runs, 2);
     }
 
     #[test]
-    fn refusals_are_answered_with_their_status_and_run_nothing() {
+    fn a_fresh_hello_forgets_the_cache_and_a_resumed_one_keeps_it() {
         let mut echo = Echo { runs: 0 };
-        for (method, args, status) in [
-            (9u16, &[][..], Status::Unimplemented),
-            (
-                1,
-                &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff][..],
-                Status::InvalidArgument,
-            ),
-            (1, &[0x01, 0x02][..], Status::InvalidArgument),
-        ] {
-            let mut server = ServerMachine::<64, 64>::new();
+        let mut server = open(&mut echo);
+        exchange(&mut server, &request(1, 1, &(1u32,)), &mut echo);
+        // Same client, reconnecting: resumed, the cached answer survives.
+        assert_eq!(exchange(&mut server, &hello(2, 7, false), &mut echo)[0][7], 1);
+        assert_eq!(exchange(&mut server, &request(1, 1, &(1u32,)), &mut echo), [[0x12, 1, 0, 0x54]]);
+        assert_eq!(echo.runs, 1);
+        // A new life of the client: nothing from the old one is answered from the cache.
+        assert_eq!(exchange(&mut server, &hello(0, 7, true), &mut echo)[0][7], 0);
+        assert_eq!(exchange(&mut server, &request(1, 1, &(1u32,)), &mut echo), [[0x12, 1, 0, 0x54]]);
+        assert_eq!(echo.runs, 2, "a new life's call runs");
+        // Another client id resumes nothing.
+        assert_eq!(exchange(&mut server, &hello(3, 8, false), &mut echo)[0][7], 0);
+    }
+
+    #[test]
+    fn refusals_are_answered_not_cached_and_run_nothing() {
+        let mut echo = Echo { runs: 0 };
+        let mut server = open(&mut echo);
+        exchange(&mut server, &request(1, 1, &(1u32,)), &mut echo);
+        for (seq, method, args, code) in
+            [(2u16, 9u16, &[][..], 12u8), (3, 1, &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff][..], 3), (4, 1, &[1, 2][..], 3)]
+        {
             let mut buf = [0u8; 64];
-            // Arguments are passed pre-encoded as a raw tuple of bytes.
-            let frame = encode_request(5, method, &RawArgs(args), &mut buf).unwrap();
-            server.receive(frame, T0, &mut echo);
-            assert_eq!(answer(&server), Frame::Status { seq: 5, status });
-            assert_eq!(server.stats().refused, 1);
+            let frame = encode_request(seq, method, &RawArgs(args), &mut buf).unwrap().to_vec();
+            assert_eq!(exchange(&mut server, &frame, &mut echo), [[0x13, seq as u8, 0, code]]);
+            assert_eq!(exchange(&mut server, &frame, &mut echo), [[0x13, seq as u8, 0, code]], "same answer again");
         }
-        assert_eq!(echo.runs, 0);
+        assert_eq!((echo.runs, server.stats().refused), (1, 6));
+        // Call 1's answer is still cached: refusals went through the small buffer.
+        assert_eq!(exchange(&mut server, &request(1, 1, &(1u32,)), &mut echo), [[0x12, 1, 0, 0x54]]);
     }
 
     /// Serializes bytes as they are, without a length prefix.
@@ -406,83 +537,63 @@ mod tests {
     }
 
     #[test]
-    fn a_request_too_large_is_answered_resource_exhausted_after_its_crc_is_checked() {
-        let mut server = ServerMachine::<16, 64>::new();
+    fn holds_input_until_the_answer_is_sent() {
         let mut echo = Echo { runs: 0 };
-        let mut buf = [0u8; 128];
-        let frame = encode_request(77, 1, &(&[0x5au8; 40][..],), &mut buf).unwrap();
-        assert_eq!(server.receive(frame, T0, &mut echo), frame.len());
-        assert_eq!(
-            answer(&server),
-            Frame::Status {
-                seq: 77,
-                status: Status::ResourceExhausted
-            }
-        );
-        server.wrote(8);
-        // The same frame with one byte flipped is garbage: no answer.
-        let mut bad = [0u8; 128];
-        bad[..frame.len()].copy_from_slice(frame);
+        let mut server = open(&mut echo);
+        let a = request(1, 1, &(42u32,));
+        let b = request(2, 1, &(43u32,));
+        let both = [a.clone(), b.clone()].concat();
+        assert_eq!(server.receive(&both, T0, &mut echo), a.len(), "stops after the first answer");
+        assert_eq!(server.receive(&both[a.len()..], T0, &mut echo), 0, "nothing consumed while an answer waits");
+        server.wrote(3);
+        assert_eq!(server.receive(&both[a.len()..], T0, &mut echo), 0);
+        server.wrote(server.outgoing().len());
+        assert_eq!(server.receive(&both[a.len()..], T0, &mut echo), b.len());
+        assert_eq!(echo.runs, 2);
+    }
+
+    #[test]
+    fn a_request_too_large_is_answered_resource_exhausted_after_its_crc_is_checked() {
+        let mut echo = Echo { runs: 0 };
+        let mut server = ServerMachine::<16, 64>::new();
+        exchange(&mut server, &hello(0, 1, true), &mut echo);
+        let frame = request(77, 1, &(&[0x5au8; 40][..],));
+        assert_eq!(exchange(&mut server, &frame, &mut echo), [[0x13, 77, 0, 8]]);
+        let mut bad = frame.clone();
         bad[20] ^= 0x40;
-        assert_eq!(
-            server.receive(&bad[..frame.len()], T0, &mut echo),
-            frame.len()
-        );
-        assert!(server.outgoing().is_empty());
-        assert_eq!(
-            (
-                server.stats().link.dropped_too_long,
-                server.stats().link.dropped_crc
-            ),
-            (1, 1)
-        );
+        assert_eq!(exchange(&mut server, &bad, &mut echo), Vec::<Vec<u8>>::new(), "garbage gets no answer");
+        assert_eq!((server.stats().link.dropped_too_long, server.stats().link.dropped_crc), (1, 1));
         assert_eq!(echo.runs, 0);
     }
 
     #[test]
     fn a_value_too_large_for_tx_becomes_internal_and_counts_as_run() {
-        let mut server = ServerMachine::<64, 24>::new();
         let mut echo = Echo { runs: 0 };
-        let (r, n) = request(3, 2, &(60u8,));
-        server.receive(&r[..n], T0, &mut echo);
-        assert_eq!(
-            answer(&server),
-            Frame::Status {
-                seq: 3,
-                status: Status::Internal
-            }
-        );
+        let mut server = ServerMachine::<64, 24>::new();
+        exchange(&mut server, &hello(0, 1, true), &mut echo);
+        assert_eq!(exchange(&mut server, &request(3, 2, &(60u8,)), &mut echo), [[0x13, 3, 0, 13]]);
         assert_eq!((echo.runs, server.stats().dispatched), (1, 1));
     }
 
     #[test]
-    fn answers_and_status_frames_sent_to_a_server_are_dropped() {
-        let mut server = ServerMachine::<64, 64>::new();
+    fn answers_sent_to_a_server_are_dropped() {
+        let mut echo = Echo { runs: 0 };
+        let mut server = open(&mut echo);
         let mut buf = [0u8; 16];
-        let frame = crate::wire::encode_reply(1, &1u8, &mut buf).unwrap();
-        assert_eq!(
-            server.receive(frame, T0, &mut Echo { runs: 0 }),
-            frame.len()
-        );
-        assert!(server.outgoing().is_empty());
+        let frame = crate::wire::encode_reply(1, &1u8, &mut buf).unwrap().to_vec();
+        assert!(exchange(&mut server, &frame, &mut echo).is_empty());
         assert_eq!(server.stats().link.dropped_kind, 1);
     }
 
     #[test]
     fn a_partial_frame_left_by_a_dead_client_is_dropped_after_the_gap() {
-        let mut server = ServerMachine::<64, 64>::new();
         let mut echo = Echo { runs: 0 };
-        let (r, n) = request(1, 1, &(7u32,));
+        let mut server = open(&mut echo);
+        let r = request(1, 1, &(7u32,));
         server.receive(&r[..4], T0, &mut echo);
         let later = T0 + DEFAULT_FRAME_GAP + Duration::from_millis(1);
-        assert_eq!(server.receive(&r[..n], later, &mut echo), n);
-        assert_eq!(
-            answer(&server),
-            Frame::Reply {
-                seq: 1,
-                value: &[0x2a]
-            }
-        );
+        assert_eq!(server.receive(&r, later, &mut echo), r.len());
+        assert_eq!(server.outgoing().len(), 8);
         assert_eq!(server.stats().link.dropped_stale, 1);
     }
 

@@ -66,14 +66,7 @@ pub struct FrameDecoder<const N: usize> {
 impl<const N: usize> FrameDecoder<N> {
     /// An idle decoder.
     pub const fn new() -> Self {
-        FrameDecoder {
-            buf: [0; N],
-            len: 0,
-            cobs: DecoderState::Idle,
-            crc: CRC.digest(),
-            mid_frame: false,
-            done: 0,
-        }
+        FrameDecoder { buf: [0; N], len: 0, cobs: DecoderState::Idle, crc: CRC.digest(), mid_frame: false, done: 0 }
     }
 
     /// Whether part of a frame has been received and its delimiter has not.
@@ -154,9 +147,7 @@ mod tests {
 
     fn frame(seq: u16) -> ([u8; 32], usize) {
         let mut buf = [0u8; 32];
-        let n = encode_request(seq, 2, &(2i32, 3i32), &mut buf)
-            .unwrap()
-            .len();
+        let n = encode_request(seq, 2, &(2i32, 3i32), &mut buf).unwrap().len();
         (buf, n)
     }
 
@@ -261,14 +252,7 @@ mod tests {
             }
             rest = &rest[used..];
         }
-        assert_eq!(
-            events,
-            [
-                Some(Err(DropReason::Cobs)),
-                Some(Err(DropReason::TooShort)),
-                Some(Ok(9))
-            ]
-        );
+        assert_eq!(events, [Some(Err(DropReason::Cobs)), Some(Err(DropReason::TooShort)), Some(Ok(9))]);
     }
 
     #[test]
@@ -284,9 +268,7 @@ mod tests {
         assert_eq!(dec.frame().len(), 8);
         // and the decoder is ready for the next frame
         let mut small = [0u8; 16];
-        let m = encode_status(1, Status::Internal, &mut small)
-            .unwrap()
-            .len();
+        let m = encode_status(1, Status::Internal, &mut small).unwrap().len();
         assert_eq!(dec.feed(&small[..m]).1, Some(Decoded::Frame));
         assert_eq!(dec.frame(), &[0x13, 1, 0, 13]);
     }

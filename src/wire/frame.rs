@@ -48,6 +48,10 @@ pub enum Kind {
     Reply = 2,
     /// A library status instead of a value.
     Status = 3,
+    /// Opens or resumes a session: client id and flags.
+    Hello = 4,
+    /// Answers a Hello: the server's boot id and whether the session was resumed.
+    Welcome = 5,
 }
 
 impl Kind {
@@ -57,6 +61,8 @@ impl Kind {
             1 => Some(Kind::Request),
             2 => Some(Kind::Reply),
             3 => Some(Kind::Status),
+            4 => Some(Kind::Hello),
+            5 => Some(Kind::Welcome),
             _ => None,
         }
     }
@@ -88,6 +94,29 @@ pub enum Frame<'a> {
         seq: u16,
         /// What happened.
         status: Status,
+    },
+    /// A client opening (`fresh`) or resuming a session.
+    Hello {
+        /// Sequence number, echoed by the Welcome.
+        seq: u16,
+        /// The client's identity.
+        client_id: u32,
+        /// Set by a client that has just started: the server must forget every
+        /// call of any earlier session, so no stale answer can reach it.
+        fresh: bool,
+    },
+    /// The server's answer to a Hello.
+    Welcome {
+        /// Sequence number of the Hello answered.
+        seq: u16,
+        /// Identifies the server's current run (it changes when the server restarts,
+        /// if the application gives it a new value at each boot).
+        boot_id: u32,
+        /// The server still holds the session's state (its reply cache); false when
+        /// the session is new, e.g. because the server restarted.
+        resumed: bool,
+        /// How many answers the server caches.
+        window: u8,
     },
 }
 
@@ -130,31 +159,44 @@ impl<'a> Frame<'a> {
                 if body.is_empty() {
                     return Err(ParseError::TooShort);
                 }
-                let (method, args) =
-                    postcard::take_from_bytes::<u16>(body).map_err(|e| match e {
-                        postcard::Error::DeserializeUnexpectedEnd => ParseError::TooShort,
-                        _ => ParseError::Malformed,
-                    })?;
+                let (method, args) = postcard::take_from_bytes::<u16>(body).map_err(|e| match e {
+                    postcard::Error::DeserializeUnexpectedEnd => ParseError::TooShort,
+                    _ => ParseError::Malformed,
+                })?;
                 Ok(Frame::Request { seq, method, args })
             }
             Kind::Reply => Ok(Frame::Reply { seq, value: body }),
             Kind::Status => {
                 // Bytes after the code are reserved: v1 senders send none, receivers ignore them.
                 let (&code, _) = body.split_first().ok_or(ParseError::TooShort)?;
-                Ok(Frame::Status {
-                    seq,
-                    status: Status::from_code(code),
-                })
+                Ok(Frame::Status { seq, status: Status::from_code(code) })
             }
+            Kind::Hello => match body {
+                [a, b, c, d, flags, ..] => {
+                    Ok(Frame::Hello { seq, client_id: u32::from_le_bytes([*a, *b, *c, *d]), fresh: flags & 1 != 0 })
+                }
+                _ => Err(ParseError::TooShort),
+            },
+            Kind::Welcome => match body {
+                [a, b, c, d, flags, window, ..] => Ok(Frame::Welcome {
+                    seq,
+                    boot_id: u32::from_le_bytes([*a, *b, *c, *d]),
+                    resumed: flags & 1 != 0,
+                    window: *window,
+                }),
+                _ => Err(ParseError::TooShort),
+            },
         }
     }
 
     /// The sequence number of the frame.
     pub const fn seq(&self) -> u16 {
         match *self {
-            Frame::Request { seq, .. } | Frame::Reply { seq, .. } | Frame::Status { seq, .. } => {
-                seq
-            }
+            Frame::Request { seq, .. }
+            | Frame::Reply { seq, .. }
+            | Frame::Status { seq, .. }
+            | Frame::Hello { seq, .. }
+            | Frame::Welcome { seq, .. } => seq,
         }
     }
 
@@ -164,6 +206,8 @@ impl<'a> Frame<'a> {
             Frame::Request { .. } => Kind::Request,
             Frame::Reply { .. } => Kind::Reply,
             Frame::Status { .. } => Kind::Status,
+            Frame::Hello { .. } => Kind::Hello,
+            Frame::Welcome { .. } => Kind::Welcome,
         }
     }
 }
@@ -199,21 +243,14 @@ pub fn encode_request<'b, A: Serialize + ?Sized>(
     args: &A,
     buf: &'b mut [u8],
 ) -> Result<&'b [u8], BufferFull> {
-    encode(
-        &(version_kind(Kind::Request), seq.to_le_bytes(), method, args),
-        buf,
-    )
+    encode(&(version_kind(Kind::Request), seq.to_le_bytes(), method, args), buf)
 }
 
 /// Encodes a complete Reply frame carrying `value` into `buf`.
 ///
 /// # Errors
 /// [`BufferFull`] when `buf` is too small, or when `value` cannot be serialized.
-pub fn encode_reply<'b, T: Serialize + ?Sized>(
-    seq: u16,
-    value: &T,
-    buf: &'b mut [u8],
-) -> Result<&'b [u8], BufferFull> {
+pub fn encode_reply<'b, T: Serialize + ?Sized>(seq: u16, value: &T, buf: &'b mut [u8]) -> Result<&'b [u8], BufferFull> {
     encode(&(version_kind(Kind::Reply), seq.to_le_bytes(), value), buf)
 }
 
@@ -222,10 +259,30 @@ pub fn encode_reply<'b, T: Serialize + ?Sized>(
 /// # Errors
 /// [`BufferFull`] when `buf` is shorter than the 8 bytes a Status frame takes.
 pub fn encode_status(seq: u16, status: Status, buf: &mut [u8]) -> Result<&[u8], BufferFull> {
-    encode(
-        &(version_kind(Kind::Status), seq.to_le_bytes(), status.code()),
-        buf,
-    )
+    encode(&(version_kind(Kind::Status), seq.to_le_bytes(), status.code()), buf)
+}
+
+/// Encodes a complete Hello frame into `buf`.
+///
+/// # Errors
+/// [`BufferFull`] when `buf` is shorter than the 11 bytes a Hello takes.
+pub fn encode_hello(seq: u16, client_id: u32, fresh: bool, buf: &mut [u8]) -> Result<&[u8], BufferFull> {
+    encode(&(version_kind(Kind::Hello), seq.to_le_bytes(), client_id.to_le_bytes(), u8::from(fresh)), buf)
+}
+
+/// Encodes a complete Welcome frame into `buf`.
+///
+/// # Errors
+/// [`BufferFull`] when `buf` is shorter than the 12 bytes a Welcome takes.
+pub fn encode_welcome(seq: u16, boot_id: u32, resumed: bool, window: u8, buf: &mut [u8]) -> Result<&[u8], BufferFull> {
+    encode(&(version_kind(Kind::Welcome), seq.to_le_bytes(), boot_id.to_le_bytes(), u8::from(resumed), window), buf)
+}
+
+/// Whether sequence number `a` comes after `b`, in serial number arithmetic:
+/// `a` is one of the 32,767 numbers after `b`, wrapping at `0xFFFF`.
+pub const fn seq_after(a: u16, b: u16) -> bool {
+    let d = a.wrapping_sub(b);
+    d != 0 && d < 0x8000
 }
 
 #[cfg(test)]
@@ -236,38 +293,41 @@ mod tests {
     fn parses_each_kind() {
         assert_eq!(
             Frame::parse(&[0x11, 0x34, 0x12, 0x02, 0x04, 0x06]),
-            Ok(Frame::Request {
-                seq: 0x1234,
-                method: 2,
-                args: &[0x04, 0x06]
-            })
+            Ok(Frame::Request { seq: 0x1234, method: 2, args: &[0x04, 0x06] })
         );
         assert_eq!(
             Frame::parse(&[0x11, 0x01, 0x00, 0x80, 0x02]),
-            Ok(Frame::Request {
-                seq: 1,
-                method: 256,
-                args: &[]
-            })
+            Ok(Frame::Request { seq: 1, method: 256, args: &[] })
         );
-        assert_eq!(
-            Frame::parse(&[0x12, 0xff, 0xff, 0x0a]),
-            Ok(Frame::Reply {
-                seq: 0xffff,
-                value: &[0x0a]
-            })
-        );
-        assert_eq!(
-            Frame::parse(&[0x12, 0x00, 0x00]),
-            Ok(Frame::Reply { seq: 0, value: &[] })
-        );
+        assert_eq!(Frame::parse(&[0x12, 0xff, 0xff, 0x0a]), Ok(Frame::Reply { seq: 0xffff, value: &[0x0a] }));
+        assert_eq!(Frame::parse(&[0x12, 0x00, 0x00]), Ok(Frame::Reply { seq: 0, value: &[] }));
         assert_eq!(
             Frame::parse(&[0x13, 0x07, 0x00, 12, 0xaa]),
-            Ok(Frame::Status {
-                seq: 7,
-                status: Status::Unimplemented
-            })
+            Ok(Frame::Status { seq: 7, status: Status::Unimplemented })
         );
+    }
+
+    #[test]
+    fn session_frames_round_trip() {
+        let mut buf = [0u8; 16];
+        let hello = encode_hello(9, 0xdead_beef, true, &mut buf).unwrap().to_vec();
+        let mut dec = crate::wire::FrameDecoder::<16>::new();
+        assert_eq!(dec.feed(&hello).1, Some(crate::wire::Decoded::Frame));
+        assert_eq!(Frame::parse(dec.frame()), Ok(Frame::Hello { seq: 9, client_id: 0xdead_beef, fresh: true }));
+        let welcome = encode_welcome(9, 7, true, 1, &mut buf).unwrap().to_vec();
+        assert_eq!(welcome.len(), 13);
+        assert_eq!(dec.feed(&welcome).1, Some(crate::wire::Decoded::Frame));
+        assert_eq!(Frame::parse(dec.frame()), Ok(Frame::Welcome { seq: 9, boot_id: 7, resumed: true, window: 1 }));
+    }
+
+    #[test]
+    fn serial_number_order() {
+        assert!(seq_after(1, 0));
+        assert!(seq_after(0, 0xffff));
+        assert!(seq_after(0x7fff, 0));
+        assert!(!seq_after(0x8000, 0));
+        assert!(!seq_after(5, 5));
+        assert!(!seq_after(4, 5));
     }
 
     #[test]
@@ -275,27 +335,12 @@ mod tests {
         assert_eq!(Frame::parse(&[]), Err(ParseError::TooShort));
         assert_eq!(Frame::parse(&[0x11, 0x00]), Err(ParseError::TooShort));
         assert_eq!(Frame::parse(&[0x11, 0x00, 0x00]), Err(ParseError::TooShort));
-        assert_eq!(
-            Frame::parse(&[0x11, 0x00, 0x00, 0x80]),
-            Err(ParseError::TooShort)
-        );
-        assert_eq!(
-            Frame::parse(&[0x11, 0x00, 0x00, 0xff, 0xff, 0x7f]),
-            Err(ParseError::Malformed)
-        );
+        assert_eq!(Frame::parse(&[0x11, 0x00, 0x00, 0x80]), Err(ParseError::TooShort));
+        assert_eq!(Frame::parse(&[0x11, 0x00, 0x00, 0xff, 0xff, 0x7f]), Err(ParseError::Malformed));
         assert_eq!(Frame::parse(&[0x13, 0x00, 0x00]), Err(ParseError::TooShort));
-        assert_eq!(
-            Frame::parse(&[0x21, 0x00, 0x00, 0x01]),
-            Err(ParseError::Version(2))
-        );
-        assert_eq!(
-            Frame::parse(&[0x10, 0x00, 0x00, 0x01]),
-            Err(ParseError::Kind(0))
-        );
-        assert_eq!(
-            Frame::parse(&[0x1f, 0x00, 0x00, 0x01]),
-            Err(ParseError::Kind(15))
-        );
+        assert_eq!(Frame::parse(&[0x21, 0x00, 0x00, 0x01]), Err(ParseError::Version(2)));
+        assert_eq!(Frame::parse(&[0x10, 0x00, 0x00, 0x01]), Err(ParseError::Kind(0)));
+        assert_eq!(Frame::parse(&[0x1f, 0x00, 0x00, 0x01]), Err(ParseError::Kind(15)));
     }
 
     #[test]
@@ -314,22 +359,10 @@ mod tests {
     #[test]
     fn encode_reports_a_full_buffer() {
         let mut small = [0u8; 9];
-        assert_eq!(
-            encode_request(0, 2, &(2i32, 3i32), &mut small),
-            Err(BufferFull)
-        );
+        assert_eq!(encode_request(0, 2, &(2i32, 3i32), &mut small), Err(BufferFull));
         let mut exact = [0u8; 10];
-        assert_eq!(
-            encode_request(0, 2, &(2i32, 3i32), &mut exact).map(|f| f.len()),
-            Ok(10)
-        );
-        assert_eq!(
-            encode_status(0, Status::Internal, &mut [0u8; 7]),
-            Err(BufferFull)
-        );
-        assert_eq!(
-            encode_status(0, Status::Internal, &mut [0u8; 8]).map(|f| f.len()),
-            Ok(8)
-        );
+        assert_eq!(encode_request(0, 2, &(2i32, 3i32), &mut exact).map(|f| f.len()), Ok(10));
+        assert_eq!(encode_status(0, Status::Internal, &mut [0u8; 7]), Err(BufferFull));
+        assert_eq!(encode_status(0, Status::Internal, &mut [0u8; 8]).map(|f| f.len()), Ok(8));
     }
 }

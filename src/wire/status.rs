@@ -29,6 +29,14 @@ pub enum Status {
     /// Code 8 (gRPC RESOURCE_EXHAUSTED): the request frame was larger than the
     /// server's receive buffer. Not executed.
     ResourceExhausted,
+    /// Code 9 (gRPC FAILED_PRECONDITION): the server has no session with this
+    /// client (it restarted, or never got a Hello), so it cannot tell whether an
+    /// earlier run of it executed the call; it did not execute it now. Outcome
+    /// unknown; open a session and decide.
+    FailedPrecondition,
+    /// Code 10 (gRPC ABORTED): a repeat of a call the server already received,
+    /// whose answer is no longer cached. Outcome unknown.
+    Aborted,
     /// Code 12 (gRPC UNIMPLEMENTED): the server has no method with this id. Not executed.
     Unimplemented,
     /// Code 13 (gRPC INTERNAL): the handler ran, but its return value could not be
@@ -48,6 +56,8 @@ impl Status {
         match self {
             Status::InvalidArgument => 3,
             Status::ResourceExhausted => 8,
+            Status::FailedPrecondition => 9,
+            Status::Aborted => 10,
             Status::Unimplemented => 12,
             Status::Internal => 13,
             Status::Unavailable => 14,
@@ -60,6 +70,8 @@ impl Status {
         match code {
             3 => Status::InvalidArgument,
             8 => Status::ResourceExhausted,
+            9 => Status::FailedPrecondition,
+            10 => Status::Aborted,
             12 => Status::Unimplemented,
             13 => Status::Internal,
             14 => Status::Unavailable,
@@ -70,12 +82,11 @@ impl Status {
     /// What this status proves about the handler having run.
     pub const fn executed(self) -> Executed {
         match self {
-            Status::InvalidArgument
-            | Status::ResourceExhausted
-            | Status::Unimplemented
-            | Status::Unavailable => Executed::No,
+            Status::InvalidArgument | Status::ResourceExhausted | Status::Unimplemented | Status::Unavailable => {
+                Executed::No
+            }
             Status::Internal => Executed::Yes,
-            Status::Unrecognized(_) => Executed::Maybe,
+            Status::FailedPrecondition | Status::Aborted | Status::Unrecognized(_) => Executed::Maybe,
         }
     }
 
@@ -84,6 +95,8 @@ impl Status {
         match self {
             Status::InvalidArgument => "INVALID_ARGUMENT",
             Status::ResourceExhausted => "RESOURCE_EXHAUSTED",
+            Status::FailedPrecondition => "FAILED_PRECONDITION",
+            Status::Aborted => "ABORTED",
             Status::Unimplemented => "UNIMPLEMENTED",
             Status::Internal => "INTERNAL",
             Status::Unavailable => "UNAVAILABLE",
@@ -111,7 +124,7 @@ mod tests {
 
     #[test]
     fn only_internal_proves_execution_and_unknown_codes_prove_nothing() {
-        let known = [3u8, 8, 12, 13, 14];
+        let known = [3u8, 8, 12, 14];
         for code in 0..=u8::MAX {
             let expected = match code {
                 13 => Executed::Yes,

@@ -94,8 +94,7 @@ pub fn spawn_sized_server<L: Link + Send + 'static, const RX: usize, const TX: u
     demo: Demo,
 ) -> JoinHandle<ServerStats> {
     thread::spawn(move || {
-        let mut server: Server<L, _, _, RX, TX> =
-            Server::sized(link, demo::Dispatcher(demo), StdClock::new());
+        let mut server: Server<L, _, _, RX, TX> = Server::sized(link, demo::Dispatcher(demo), StdClock::new());
         let _ = server.serve();
         *server.stats()
     })
@@ -133,11 +132,7 @@ impl<L: Write> Write for OneByte<L> {
 }
 
 impl<L: Link> Link for OneByte<L> {
-    fn read_within(
-        &mut self,
-        buf: &mut [u8],
-        timeout: Duration,
-    ) -> Result<Option<usize>, Self::Error> {
+    fn read_within(&mut self, buf: &mut [u8], timeout: Duration) -> Result<Option<usize>, Self::Error> {
         let n = buf.len().min(1);
         self.0.read_within(&mut buf[..n], timeout)
     }
@@ -150,10 +145,7 @@ pub fn hex(bytes: &[u8]) -> std::string::String {
 
 /// Bytes from lowercase hex.
 pub fn unhex(text: &str) -> std::vec::Vec<u8> {
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
-        .collect()
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap()).collect()
 }
 
 /// Reads bytes from `link` until one whole frame has arrived; returns it decoded (CRC removed).
@@ -161,13 +153,21 @@ pub fn read_frame<L: Read>(link: &mut L) -> std::vec::Vec<u8> {
     let mut decoder = wirecall::wire::FrameDecoder::<256>::new();
     let mut byte = [0u8; 1];
     loop {
-        assert_eq!(
-            link.read(&mut byte).ok(),
-            Some(1),
-            "link closed before a whole frame arrived"
-        );
+        assert_eq!(link.read(&mut byte).ok(), Some(1), "link closed before a whole frame arrived");
         if let (_, Some(wirecall::wire::Decoded::Frame)) = decoder.feed(&byte) {
             return decoder.frame().to_vec();
         }
     }
+}
+
+/// Plays the server's part of the handshake on a raw link: reads a Hello and
+/// answers a Welcome (boot id 1, not resumed).
+pub fn accept_session<L: Read + Write>(link: &mut L) {
+    let hello = read_frame(link);
+    let Ok(wirecall::wire::Frame::Hello { seq, .. }) = wirecall::wire::Frame::parse(&hello) else {
+        panic!("expected a Hello, got {hello:02x?}");
+    };
+    let mut buf = [0u8; 16];
+    let welcome = wirecall::wire::encode_welcome(seq, 1, false, 1, &mut buf).unwrap();
+    link.write_all(welcome).unwrap();
 }

@@ -9,7 +9,7 @@ Rust crate against the same bytes. Run it to print the vectors:
 """
 
 VERSION = 1
-KIND_REQUEST, KIND_REPLY, KIND_STATUS = 1, 2, 3
+KIND_REQUEST, KIND_REPLY, KIND_STATUS, KIND_HELLO, KIND_WELCOME = 1, 2, 3, 4, 5
 
 
 def crc16_mcrf4xx(data: bytes) -> int:
@@ -90,6 +90,14 @@ def status(seq: int, code: int) -> bytes:
     return frame(KIND_STATUS, seq, bytes([code]))
 
 
+def hello(seq: int, client_id: int, fresh: bool) -> bytes:
+    return frame(KIND_HELLO, seq, client_id.to_bytes(4, "little") + bytes([1 if fresh else 0]))
+
+
+def welcome(seq: int, boot_id: int, resumed: bool, window: int) -> bytes:
+    return frame(KIND_WELCOME, seq, boot_id.to_bytes(4, "little") + bytes([1 if resumed else 0, window]))
+
+
 def parse(wire: bytes):
     """Decodes one on-wire frame (delimiter included) into (kind, seq, body)."""
     assert wire[-1] == 0
@@ -102,6 +110,8 @@ def parse(wire: bytes):
 
 
 VECTORS = [
+    ("hello", hello(0xFFFF, 0, True)),
+    ("welcome", welcome(0xFFFF, 0, False, 1)),
     ("add_request", request(0, 2, zigzag_i32(2) + zigzag_i32(3))),
     ("add_reply", reply(0, zigzag_i32(5))),
     ("greet_request", request(1, 1, string("Ada"))),
@@ -110,6 +120,10 @@ VECTORS = [
     ("unknown_method_status", status(2, 12)),
     ("wrapped_seq_request", request(0xFFFF, 2, zigzag_i32(-1) + zigzag_i32(300))),
     ("large_method_id_request", request(7, 0x0180, b"")),
+    ("no_session_status", status(0, 9)),
+    ("aborted_status", status(0, 10)),
+    ("resume_hello", hello(3, 0x01020304, False)),
+    ("resumed_welcome", welcome(3, 0xA1B2C3D4, True, 1)),
 ]
 
 if __name__ == "__main__":
