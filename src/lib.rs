@@ -15,6 +15,8 @@ pub mod error;
 pub mod link;
 pub mod machine;
 mod service;
+#[cfg(feature = "sim")]
+pub mod sim;
 pub mod stats;
 pub mod time;
 pub mod wire;

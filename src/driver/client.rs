@@ -124,13 +124,24 @@ impl<L: Link, C: Clock, const RX: usize, const TX: usize> Client<L, C, RX, TX> {
         A: Serialize + ?Sized,
     {
         let deadline = self.clock.now() + self.timeout;
+        // The error of an earlier attempt that may have run: the call's outcome
+        // never claims less than it, whatever later attempts say.
+        let mut earlier: Option<Error> = None;
+        let keep_earlier = |earlier: Option<Error>, later: Error| match earlier {
+            Some(e) if later.executed() == crate::Executed::No => e,
+            _ => later,
+        };
         loop {
-            self.machine.start(method, args, self.clock.now(), deadline)?;
+            if let Err(error) = self.machine.start(method, args, self.clock.now(), deadline) {
+                return Err(keep_earlier(earlier, error));
+            }
             match self.finish(&mut decode) {
                 Err(error) if error.retry_as_new_call(method.idempotent) && self.clock.now() < deadline => {
                     self.machine.count_retry();
+                    earlier = Some(keep_earlier(earlier, error));
                 }
-                outcome => return outcome,
+                Err(error) => return Err(keep_earlier(earlier, error)),
+                Ok(value) => return Ok(value),
             }
         }
     }

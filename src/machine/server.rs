@@ -3,17 +3,18 @@
 //! Invariants:
 //! - Every Request with a good CRC gets exactly one answer: a Reply, or a Status
 //!   saying why not. An unknown method is answered, never ignored.
-//! - A handler runs at most once per (session, sequence number): a repeat of the
-//!   newest call is answered from the cache; a repeat of an older one, whose
-//!   answer is gone, is answered ABORTED; a request outside any session is
-//!   answered FAILED_PRECONDITION. None of these runs the handler.
+//! - A handler runs at most once per (session, sequence number), and the first
+//!   answer to a sequence number is final: a repeat of the newest call gets the
+//!   cached answer (value or refusal); a repeat of an older one, whose answer is
+//!   gone, is answered ABORTED; a request outside any session is answered
+//!   FAILED_PRECONDITION. None of these runs the handler.
 //! - A request is refused (Status, not executed) only before its handler is
 //!   called; once the handler ran, the answer is its value or INTERNAL.
 //! - While an answer is waiting to be sent, no further input is consumed, so
 //!   no answer is ever overwritten before it is sent.
 //!
 //! Memory: the transmit buffer holds the newest call's answer and doubles as the
-//! one-entry reply cache; answers that are never cached (Welcome, refusals,
+//! one-entry reply cache; answers that are never cached (Welcome,
 //! FAILED_PRECONDITION, ABORTED) go through a separate 16-byte buffer so they
 //! cannot evict it.
 
@@ -49,8 +50,8 @@ pub struct ServerStats {
 
 /// Why a dispatcher refused a request before calling any handler.
 ///
-/// A refusal must depend only on the method id and the argument bytes, so that a
-/// repeat of the same request is refused the same way: refusals are not cached.
+/// Like every answer to a new call, a refusal is cached: a repeat of the request
+/// gets the same refusal, and no later copy of it can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Refused {
@@ -81,15 +82,12 @@ pub struct Replied {
 pub struct Responder<'a> {
     seq: u16,
     buf: &'a mut [u8],
-    /// Set once the buffer has been written to.
-    written: &'a mut bool,
 }
 
 impl Responder<'_> {
     /// Encodes `value` as the Reply. If it does not fit the transmit buffer, the
     /// answer becomes [`Status::Internal`]: the handler ran, its value is lost.
     pub fn reply<T: Serialize + ?Sized>(self, value: &T) -> Replied {
-        *self.written = true;
         let len = match encode_reply(self.seq, value, self.buf) {
             Ok(frame) => frame.len(),
             Err(_) => {
@@ -275,6 +273,9 @@ impl<const RX: usize, const TX: usize> ServerMachine<RX, TX> {
             consumed += used;
             if let Some(event) = event {
                 self.handle(event, service);
+                if self.out != Out::Idle {
+                    bump(&mut self.stats.link.frames_out);
+                }
             }
         }
         consumed
@@ -283,29 +284,33 @@ impl<const RX: usize, const TX: usize> ServerMachine<RX, TX> {
     /// Handles one decoder event, setting `out` if it produced an answer.
     fn handle<S: Dispatch + ?Sized>(&mut self, event: Decoded, service: &mut S) {
         let stats = &mut self.stats;
-        let frame = match event {
+        let (frame, oversized) = match event {
             Decoded::Dropped(reason) => return stats.link.count_drop(reason),
             Decoded::Oversized { len } => {
                 bump(&mut stats.link.dropped_too_long);
-                if let Ok(Frame::Request { seq, .. }) = Frame::parse(self.decoder.frame()) {
-                    wc_warn!("request seq={} of {} bytes too large", seq, len);
-                    bump(&mut stats.refused);
-                    self.small_len =
-                        encode_status(seq, Status::ResourceExhausted, &mut self.small).map_or(0, <[u8]>::len);
-                    self.out = Out::Small { sent: 0 };
+                match Frame::parse(self.decoder.frame()) {
+                    Ok(frame @ Frame::Request { .. }) => {
+                        wc_warn!("request seq={} of {} bytes too large", frame.seq(), len);
+                        (frame, true)
+                    }
+                    _ => return,
                 }
-                return;
             }
             Decoded::Frame => match Frame::parse(self.decoder.frame()) {
-                Ok(frame) => frame,
+                Ok(frame) => {
+                    bump(&mut stats.link.frames_in);
+                    (frame, false)
+                }
                 Err(error) => return stats.link.count_parse_error(error),
             },
         };
         match frame {
             Frame::Hello { seq, client_id, fresh } => {
-                bump(&mut stats.link.frames_in);
                 bump(&mut stats.hellos);
-                let resumed = !fresh && self.session.is_some_and(|s| s.client_id == client_id);
+                // Resumed only if this client's session has answered a request: a
+                // session this very handshake created (a duplicated Hello) is not
+                // the one the client lost, and must not claim its calls.
+                let resumed = !fresh && self.session.is_some_and(|s| s.client_id == client_id && s.newest.is_some());
                 if !resumed {
                     self.session = Some(Session { client_id, newest: None });
                     self.cached_seq = None;
@@ -316,8 +321,7 @@ impl<const RX: usize, const TX: usize> ServerMachine<RX, TX> {
                 self.out = Out::Small { sent: 0 };
             }
             Frame::Request { seq, method, args } => {
-                bump(&mut stats.link.frames_in);
-                let status = match self.session {
+                let uncached = match self.session {
                     None => {
                         bump(&mut stats.no_session);
                         Status::FailedPrecondition
@@ -333,38 +337,36 @@ impl<const RX: usize, const TX: usize> ServerMachine<RX, TX> {
                         Status::Aborted
                     }
                     Some(ref mut session) => {
-                        let mut written = false;
-                        let responder = Responder { seq, buf: &mut self.cache, written: &mut written };
-                        let dispatched = service.dispatch(method, args, responder);
-                        if written {
-                            // The cached answer has been overwritten.
-                            self.cached_seq = None;
-                        }
-                        match dispatched {
-                            Ok(replied) => {
-                                bump(&mut stats.dispatched);
-                                wc_debug!("seq={} method={} answered", seq, method);
-                                session.newest = Some(seq);
-                                self.cached_seq = Some(seq);
-                                self.cache_len = replied.len;
-                                self.out = Out::Cache { sent: 0 };
-                                return;
+                        // A new call. Its answer, whatever it is, is final for its
+                        // sequence number: cached, so no later copy can run it.
+                        session.newest = Some(seq);
+                        self.cached_seq = Some(seq);
+                        let refused = if oversized {
+                            Some(Status::ResourceExhausted)
+                        } else {
+                            match service.dispatch(method, args, Responder { seq, buf: &mut self.cache }) {
+                                Ok(replied) => {
+                                    bump(&mut stats.dispatched);
+                                    wc_debug!("seq={} method={} answered", seq, method);
+                                    self.cache_len = replied.len;
+                                    None
+                                }
+                                Err(refused) => Some(refused.status()),
                             }
-                            Err(refused) => {
-                                bump(&mut stats.refused);
-                                wc_debug!("seq={} method={} refused", seq, method);
-                                refused.status()
-                            }
+                        };
+                        if let Some(status) = refused {
+                            bump(&mut stats.refused);
+                            wc_debug!("seq={} method={} refused", seq, method);
+                            self.cache_len = encode_status(seq, status, &mut self.cache).map_or(0, <[u8]>::len);
                         }
+                        self.out = Out::Cache { sent: 0 };
+                        return;
                     }
                 };
-                self.small_len = encode_status(seq, status, &mut self.small).map_or(0, <[u8]>::len);
+                self.small_len = encode_status(seq, uncached, &mut self.small).map_or(0, <[u8]>::len);
                 self.out = Out::Small { sent: 0 };
             }
             Frame::Reply { .. } | Frame::Status { .. } | Frame::Welcome { .. } => bump(&mut stats.link.dropped_kind),
-        }
-        if self.out != Out::Idle {
-            bump(&mut self.stats.link.frames_out);
         }
     }
 }
@@ -505,7 +507,7 @@ mod tests {
     }
 
     #[test]
-    fn refusals_are_answered_not_cached_and_run_nothing() {
+    fn refusals_are_cached_final_and_run_nothing() {
         let mut echo = Echo { runs: 0 };
         let mut server = open(&mut echo);
         exchange(&mut server, &request(1, 1, &(1u32,)), &mut echo);
@@ -517,9 +519,12 @@ mod tests {
             assert_eq!(exchange(&mut server, &frame, &mut echo), [[0x13, seq as u8, 0, code]]);
             assert_eq!(exchange(&mut server, &frame, &mut echo), [[0x13, seq as u8, 0, code]], "same answer again");
         }
-        assert_eq!((echo.runs, server.stats().refused), (1, 6));
-        // Call 1's answer is still cached: refusals went through the small buffer.
-        assert_eq!(exchange(&mut server, &request(1, 1, &(1u32,)), &mut echo), [[0x12, 1, 0, 0x54]]);
+        assert_eq!((echo.runs, server.stats().refused, server.stats().duplicates), (1, 3, 3));
+        // A copy of seq 4 that would decode now cannot run: the refusal was final.
+        assert_eq!(exchange(&mut server, &request(4, 1, &(9u32,)), &mut echo), [[0x13, 4, 0, 3]]);
+        assert_eq!(echo.runs, 1);
+        // Call 1's answer was evicted by the newer calls.
+        assert_eq!(exchange(&mut server, &request(1, 1, &(1u32,)), &mut echo), [[0x13, 1, 0, 10]]);
     }
 
     /// Serializes bytes as they are, without a length prefix.
@@ -534,6 +539,17 @@ mod tests {
             }
             t.end()
         }
+    }
+
+    #[test]
+    fn a_duplicated_resume_hello_after_a_restart_never_claims_the_lost_session() {
+        let mut echo = Echo { runs: 0 };
+        // A restarted server: no session. The client's resume Hello arrives twice.
+        let mut server = Server::new();
+        let hello = hello(4, 7, false);
+        let answers = exchange(&mut server, &[hello.clone(), hello].concat(), &mut echo);
+        assert_eq!(answers.len(), 2);
+        assert!(answers.iter().all(|w| w[7] == 0), "neither copy may say resumed: {answers:02x?}");
     }
 
     #[test]

@@ -9,13 +9,14 @@
 //! Decoding resynchronises at every 0x00. No input can make it panic.
 //!
 //! COBS decoding is the `cobs` crate's state machine; the CRC is the `crc`
-//! crate's CRC-16/MCRF4XX. Because that CRC is reflected with no final XOR, the
-//! CRC over `data ‖ crc_le(data)` is zero: the check needs no look-behind.
+//! crate's CRC-16/IBM-SDLC. Because that CRC is reflected, the CRC over
+//! `data ‖ crc_le(data)` is the constant [`CRC_RESIDUE`] for every valid frame:
+//! the check needs no look-behind.
 
 use cobs::{DecodeResult, DecoderState};
 use crc::Digest;
 
-use super::{CRC, CRC_LEN, HEADER_LEN};
+use super::{CRC, CRC_LEN, CRC_RESIDUE, HEADER_LEN};
 
 /// The shortest decoded frame that can be valid: a header and a CRC.
 pub const MIN_FRAME_LEN: usize = HEADER_LEN + CRC_LEN;
@@ -122,7 +123,7 @@ impl<const N: usize> FrameDecoder<N> {
         self.mid_frame = false;
         if len < MIN_FRAME_LEN {
             Decoded::Dropped(DropReason::TooShort)
-        } else if residue != 0 {
+        } else if residue != CRC_RESIDUE {
             Decoded::Dropped(DropReason::Crc)
         } else if len > N {
             self.done = N.min(len - CRC_LEN);
@@ -152,13 +153,38 @@ mod tests {
     }
 
     #[test]
-    fn crc_residue_of_a_frame_with_its_crc_is_zero() {
+    fn crc_over_a_frame_with_its_crc_is_the_residue_and_zeros_appended_are_not() {
         // The property the decoder relies on, checked on the catalogue's check input.
-        assert_eq!(CRC.checksum(b"123456789"), 0x6F91);
-        let mut data = [0u8; 11];
+        assert_eq!(CRC.checksum(b"123456789"), 0x906E);
+        let mut data = [0u8; 13];
         data[..9].copy_from_slice(b"123456789");
-        data[9..].copy_from_slice(&0x6F91u16.to_le_bytes());
-        assert_eq!(CRC.checksum(&data), 0);
+        data[9..11].copy_from_slice(&0x906Eu16.to_le_bytes());
+        assert_eq!(CRC.checksum(&data[..11]), CRC_RESIDUE);
+        assert_ne!(CRC.checksum(&data[..12]), CRC_RESIDUE, "one 0x00 appended");
+        assert_ne!(CRC.checksum(&data[..13]), CRC_RESIDUE, "two 0x00 appended");
+    }
+
+    #[test]
+    fn a_flipped_delimiter_that_appends_a_zero_is_caught() {
+        // COBS(frame) ‖ 0x01 ‖ 0x00 decodes to frame ‖ 0x00: it must not check.
+        let (buf, n) = frame(5);
+        let mut stream = [0u8; 40];
+        stream[..n].copy_from_slice(&buf[..n]);
+        stream[n - 1] = 0x01;
+        let mut dec = FrameDecoder::<32>::new();
+        assert_eq!(dec.feed(&stream[..n + 1]), (n + 1, Some(Decoded::Dropped(DropReason::Crc))));
+    }
+
+    #[test]
+    fn long_frames_with_full_cobs_blocks_round_trip() {
+        // More than 254 non-zero bytes in a row: COBS needs 0xFF code blocks.
+        let mut buf = [0u8; 400];
+        let value = [0x55u8; 300];
+        let n = encode_reply(0x0101, &value[..], &mut buf).unwrap().len();
+        let mut dec = FrameDecoder::<320>::new();
+        assert_eq!(dec.feed(&buf[..n]), (n, Some(Decoded::Frame)));
+        assert_eq!(&dec.frame()[..5], &[0x12, 0x01, 0x01, 0xac, 0x02]);
+        assert_eq!(&dec.frame()[5..], &value[..]);
     }
 
     #[test]

@@ -15,9 +15,14 @@ pub use frame::{
 };
 pub use status::{Executed, Status};
 
-/// The frame check: CRC-16/MCRF4XX (poly 0x1021, init 0xFFFF, reflected in and
-/// out, no final XOR; check value 0x6F91), appended little-endian.
-pub static CRC: crc::Crc<u16> = crc::Crc::<u16>::new(&crc::CRC_16_MCRF4XX);
+/// The frame check: CRC-16/IBM-SDLC, also known as X-25 (poly 0x1021, init
+/// 0xFFFF, reflected in and out, final XOR 0xFFFF; check value 0x906E), appended
+/// little-endian. The final XOR matters: without it a frame with 0x00 bytes
+/// appended (one flipped delimiter does that through COBS) would still check.
+pub static CRC: crc::Crc<u16> = crc::Crc::<u16>::new(&crc::CRC_16_IBM_SDLC);
+
+/// The CRC computed over a whole valid frame, its own CRC bytes included.
+pub const CRC_RESIDUE: u16 = 0x0F47;
 
 /// Bytes COBS and the delimiter add to a frame whose decoded length is `len`.
 pub const fn stream_overhead(len: usize) -> usize {

@@ -12,14 +12,17 @@ VERSION = 1
 KIND_REQUEST, KIND_REPLY, KIND_STATUS, KIND_HELLO, KIND_WELCOME = 1, 2, 3, 4, 5
 
 
-def crc16_mcrf4xx(data: bytes) -> int:
-    """CRC-16/MCRF4XX: poly 0x1021, init 0xFFFF, refin/refout true, xorout 0."""
+def crc16_ibm_sdlc(data: bytes) -> int:
+    """CRC-16/IBM-SDLC (X-25): poly 0x1021, init 0xFFFF, refin/refout true, xorout 0xFFFF."""
     crc = 0xFFFF
     for byte in data:
         crc ^= byte
         for _ in range(8):
             crc = (crc >> 1) ^ 0x8408 if crc & 1 else crc >> 1
-    return crc
+    return crc ^ 0xFFFF
+
+
+RESIDUE = 0x0F47  # the CRC over a whole valid frame, its CRC bytes included
 
 
 def cobs_encode(data: bytes) -> bytes:
@@ -74,7 +77,7 @@ def string(s: str) -> bytes:
 
 def frame(kind: int, seq: int, body: bytes) -> bytes:
     decoded = bytes([(VERSION << 4) | kind]) + seq.to_bytes(2, "little") + body
-    decoded += crc16_mcrf4xx(decoded).to_bytes(2, "little")
+    decoded += crc16_ibm_sdlc(decoded).to_bytes(2, "little")
     return cobs_encode(decoded) + b"\x00"
 
 
@@ -102,7 +105,7 @@ def parse(wire: bytes):
     """Decodes one on-wire frame (delimiter included) into (kind, seq, body)."""
     assert wire[-1] == 0
     decoded = cobs_decode(wire[:-1])
-    if crc16_mcrf4xx(decoded) != 0:
+    if crc16_ibm_sdlc(decoded) != RESIDUE:
         raise ValueError("bad CRC")
     head, body = decoded[:3], decoded[3:-2]
     assert head[0] >> 4 == VERSION
@@ -127,7 +130,7 @@ VECTORS = [
 ]
 
 if __name__ == "__main__":
-    assert crc16_mcrf4xx(b"123456789") == 0x6F91, "catalogue check value"
+    assert crc16_ibm_sdlc(b"123456789") == 0x906E, "catalogue check value"
     for name, wire in VECTORS:
         kind, seq, body = parse(wire)
         assert frame(kind, seq, body) == wire

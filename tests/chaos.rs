@@ -1,0 +1,274 @@
+//! Chaos: calls through a simulated link that drops, flips, duplicates, truncates
+//! and stalls bytes and frames, puts garbage between them, goes down, and restarts
+//! the server, while clients restart too. The handlers record every execution by
+//! call, so the test knows the truth and checks every outcome the client reported:
+//!
+//! - no wrong value is ever accepted;
+//! - no call of a method that is not idempotent runs more than once;
+//! - "not executed" is never reported for a call that ran, and a value (or "it
+//!   ran") never for one that did not.
+//!
+//! Time is simulated: a timeout costs no wall-clock time. The number of calls is
+//! `WIRECALL_CHAOS_CALLS` (default 105,000, spread over the fault mixes) and the
+//! seed `WIRECALL_CHAOS_SEED`; a failure prints the seed and mix to rerun it.
+//!
+//! Run: `cargo test --release --test chaos -- --nocapture`
+
+use std::time::Duration;
+
+use wirecall::machine::ClientMachine;
+use wirecall::sim::{FaultStats, Faults, SimClock, SimLink};
+use wirecall::{Call, Client, Error, Executed, Method, RetryPolicy};
+
+wirecall::service! {
+    /// The service under chaos.
+    pub mod chaos {
+        /// Not idempotent: dispensing twice is not dispensing once.
+        fn dispense(call: u32, ml: u8) -> u32 = 1;
+        /// Idempotent: reading twice is harmless.
+        fn read(call: u32) -> u32 = 2, idempotent;
+        /// Not idempotent, and takes `ms` of (simulated) time.
+        fn slow(call: u32, ms: u16) -> u32 = 3;
+    }
+}
+
+/// The value a call must return: a function of its call id, so an answer meant
+/// for any other call is recognised as wrong.
+fn expected(call: u32) -> u32 {
+    call.wrapping_mul(2_654_435_761) ^ 0x5a5a_5a5a
+}
+
+/// The handlers: they record how often each call ran.
+struct Truth<'c> {
+    runs: Vec<u8>,
+    clock: &'c SimClock,
+}
+
+impl Truth<'_> {
+    fn ran(&mut self, call: u32) -> u32 {
+        if let Some(count) = self.runs.get_mut(call as usize) {
+            *count = count.saturating_add(1);
+        }
+        expected(call)
+    }
+}
+
+impl chaos::Service for Truth<'_> {
+    fn dispense(&mut self, call: u32, _ml: u8) -> u32 {
+        self.ran(call)
+    }
+    fn read(&mut self, call: u32) -> u32 {
+        self.ran(call)
+    }
+    fn slow(&mut self, call: u32, ms: u16) -> u32 {
+        self.clock.advance(Duration::from_millis(u64::from(ms)));
+        self.ran(call)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Dispense,
+    Read,
+    Slow,
+    /// A method the server does not have.
+    Unknown,
+}
+
+/// What the client reported for one call.
+struct Report {
+    call: u32,
+    kind: Kind,
+    outcome: Result<u32, Error>,
+}
+
+#[derive(Default, Debug)]
+struct Tally {
+    calls: u64,
+    wrong: u64,
+    double: u64,
+    misclassified: u64,
+    unknown: u64,
+    retries: u64,
+    resumes: u64,
+    client_restarts: u64,
+    idempotent_reruns: u64,
+}
+
+const MS: fn(u64) -> Duration = Duration::from_millis;
+
+fn mixes() -> Vec<(&'static str, Faults)> {
+    let noise = Faults { drop_byte: 0.002, flip_bit: 0.002, ..Faults::NONE };
+    let frames = Faults { duplicate: 0.05, truncate: 0.03, garbage: 0.05, ..Faults::NONE };
+    let stalls = Faults { stall: 0.08, stall_time: (MS(50), MS(900)), ..Faults::NONE };
+    let restarts = Faults { restart_before: 0.01, restart_after: 0.01, ..Faults::NONE };
+    let cuts = Faults { cut: 0.01, cut_time: (MS(10), MS(400)), ..Faults::NONE };
+    let everything = Faults {
+        drop_byte: 0.001,
+        flip_bit: 0.001,
+        duplicate: 0.03,
+        truncate: 0.02,
+        garbage: 0.03,
+        stall: 0.04,
+        stall_time: (MS(50), MS(900)),
+        cut: 0.005,
+        cut_time: (MS(10), MS(400)),
+        restart_before: 0.005,
+        restart_after: 0.005,
+    };
+    vec![
+        ("clean", Faults::NONE),
+        ("byte-noise", noise),
+        ("frame-faults", frames),
+        ("stalls", stalls),
+        ("restarts", restarts),
+        ("cuts", cuts),
+        ("everything", everything),
+    ]
+}
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+type Stub<'c> = Client<SimLink<'c, chaos::Dispatcher<Truth<'c>>>, &'c SimClock>;
+
+fn new_client<'c>(link: SimLink<'c, chaos::Dispatcher<Truth<'c>>>, clock: &'c SimClock, life: u32) -> Stub<'c> {
+    // Each life of the client starts its sequence numbers at the same place, so
+    // a stale answer from an earlier life would carry a number the new life uses.
+    let machine = ClientMachine::with_identity(life, 0);
+    let mut client = Client::with_machine(link, clock, machine);
+    client.set_timeout(MS(2000));
+    client.set_retry_policy(RetryPolicy { attempts: 5, attempt_timeout: MS(250), ..RetryPolicy::DEFAULT });
+    client
+}
+
+/// Runs `calls` calls under `faults`; returns the reports and the ground truth.
+fn run_mix(faults: Faults, calls: u32, seed: u64, tally: &mut Tally) -> (Vec<Report>, Vec<u8>, FaultStats) {
+    let clock = SimClock::new();
+    let truth = Truth { runs: vec![0; calls as usize], clock: &clock };
+    let link = SimLink::new(&clock, chaos::Dispatcher(truth), faults, seed);
+    let mut rng = fastrand::Rng::with_seed(seed ^ 0xc0ffee);
+    let mut life = 0;
+    let mut client = new_client(link, &clock, life);
+    let mut reports = Vec::with_capacity(calls as usize);
+
+    for call in 0..calls {
+        let kind = match rng.u8(0..20) {
+            0..=9 => Kind::Dispense,
+            10..=15 => Kind::Read,
+            16..=18 => Kind::Slow,
+            _ => Kind::Unknown,
+        };
+        let mut outcome = match kind {
+            Kind::Dispense => client.call(chaos::methods::dispense, &(call, rng.u8(..))),
+            Kind::Read => client.call(chaos::methods::read, &(call,)),
+            Kind::Slow => client.call(chaos::methods::slow, &(call, rng.u16(0..600))),
+            Kind::Unknown => client.call(Method::new(99), &(call,)),
+        };
+        if matches!(&outcome, Err(e) if e.executed() == Executed::Maybe) && rng.bool() {
+            tally.resumes += 1;
+            outcome = client.resume::<u32>();
+        }
+        reports.push(Report { call, kind, outcome });
+
+        if rng.u16(0..1000) == 0 {
+            // The client restarts, leaving whatever is in flight on the link.
+            tally.retries += u64::from(client.stats().retries);
+            tally.client_restarts += 1;
+            life += 1;
+            let (link, _) = client.into_parts();
+            client = new_client(link, &clock, life);
+        }
+    }
+    tally.retries += u64::from(client.stats().retries);
+    let (link, _) = client.into_parts();
+    let faults = *link.fault_stats();
+    let chaos::Dispatcher(truth) = link.into_service();
+    (reports, truth.runs, faults)
+}
+
+/// Checks every report against the truth; returns descriptions of violations.
+fn check(reports: &[Report], runs: &[u8], tally: &mut Tally) -> Vec<String> {
+    let mut problems = Vec::new();
+    for r in reports {
+        let ran = runs[r.call as usize];
+        tally.calls += 1;
+        if ran > 1 {
+            if r.kind == Kind::Read {
+                tally.idempotent_reruns += 1;
+            } else {
+                tally.double += 1;
+                problems.push(format!("call {} ({:?}) ran {} times", r.call, r.kind, ran));
+            }
+        }
+        match &r.outcome {
+            Ok(value) => {
+                if r.kind == Kind::Unknown || *value != expected(r.call) {
+                    tally.wrong += 1;
+                    problems.push(format!("call {} ({:?}) got a wrong value {value:#x}", r.call, r.kind));
+                }
+                if ran == 0 {
+                    tally.misclassified += 1;
+                    problems.push(format!("call {} ({:?}) got a value but never ran", r.call, r.kind));
+                }
+            }
+            Err(e) => match e.executed() {
+                Executed::No if ran > 0 => {
+                    tally.misclassified += 1;
+                    problems.push(format!("call {} ({:?}) reported not executed ({e}) but ran", r.call, r.kind));
+                }
+                Executed::Yes if ran == 0 => {
+                    tally.misclassified += 1;
+                    problems.push(format!("call {} ({:?}) reported executed ({e}) but never ran", r.call, r.kind));
+                }
+                Executed::Maybe => tally.unknown += 1,
+                _ => {}
+            },
+        }
+    }
+    problems
+}
+
+#[test]
+fn chaos() {
+    let total = env_u64("WIRECALL_CHAOS_CALLS", 105_000);
+    let seed = env_u64("WIRECALL_CHAOS_SEED", 0x5eed);
+    let mixes = mixes();
+    let per_mix = u32::try_from(total.div_ceil(mixes.len() as u64)).expect("calls per mix fit in u32");
+    let started = std::time::Instant::now();
+    let mut tally = Tally::default();
+    let mut failures = Vec::new();
+
+    for (i, (name, faults)) in mixes.into_iter().enumerate() {
+        let mix_seed = seed.wrapping_add(i as u64);
+        let before = (tally.unknown, tally.retries);
+        let (reports, runs, fault_stats) = run_mix(faults, per_mix, mix_seed, &mut tally);
+        let problems = check(&reports, &runs, &mut tally);
+        println!(
+            "mix {name:<13} seed={mix_seed:#x} calls={per_mix} unknown={} retries={} faults={fault_stats:?}",
+            tally.unknown - before.0,
+            tally.retries - before.1,
+        );
+        if !problems.is_empty() {
+            failures.push(format!(
+                "mix {name} (WIRECALL_CHAOS_SEED={seed} WIRECALL_CHAOS_CALLS={total}), seed {mix_seed:#x}: {} problems, first: {:?}",
+                problems.len(),
+                &problems[..problems.len().min(5)]
+            ));
+        }
+    }
+    println!(
+        "chaos: resumes={} client_restarts={} idempotent_reruns={} wall_time={:.1}s",
+        tally.resumes,
+        tally.client_restarts,
+        tally.idempotent_reruns,
+        started.elapsed().as_secs_f64()
+    );
+    println!(
+        "chaos: calls={} wrong={} double={} misclassified={} unknown={} retries={}",
+        tally.calls, tally.wrong, tally.double, tally.misclassified, tally.unknown, tally.retries
+    );
+    assert!(failures.is_empty(), "chaos found violations:\n{}", failures.join("\n"));
+    assert!(tally.calls >= total, "ran {} calls, wanted at least {total}", tally.calls);
+}
