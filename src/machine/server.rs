@@ -382,7 +382,7 @@ mod tests {
     use std::vec::Vec;
 
     use super::*;
-    use crate::wire::{encode_hello, encode_request};
+    use crate::wire::{Encoded, encode_hello, encode_request};
 
     /// Method 1 echoes a u32 xor 0x55; method 2 returns `n` bytes. Counts runs.
     struct Echo {
@@ -515,7 +515,7 @@ mod tests {
             [(2u16, 9u16, &[][..], 12u8), (3, 1, &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff][..], 3), (4, 1, &[1, 2][..], 3)]
         {
             let mut buf = [0u8; 64];
-            let frame = encode_request(seq, method, &RawArgs(args), &mut buf).unwrap().to_vec();
+            let frame = encode_request(seq, method, &Encoded(args), &mut buf).unwrap().to_vec();
             assert_eq!(exchange(&mut server, &frame, &mut echo), [[0x13, seq as u8, 0, code]]);
             assert_eq!(exchange(&mut server, &frame, &mut echo), [[0x13, seq as u8, 0, code]], "same answer again");
         }
@@ -525,20 +525,6 @@ mod tests {
         assert_eq!(echo.runs, 1);
         // Call 1's answer was evicted by the newer calls.
         assert_eq!(exchange(&mut server, &request(1, 1, &(1u32,)), &mut echo), [[0x13, 1, 0, 10]]);
-    }
-
-    /// Serializes bytes as they are, without a length prefix.
-    struct RawArgs<'a>(&'a [u8]);
-
-    impl Serialize for RawArgs<'_> {
-        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            use serde::ser::SerializeTuple;
-            let mut t = s.serialize_tuple(self.0.len())?;
-            for b in self.0 {
-                t.serialize_element(b)?;
-            }
-            t.end()
-        }
     }
 
     #[test]

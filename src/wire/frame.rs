@@ -212,6 +212,24 @@ impl<'a> Frame<'a> {
     }
 }
 
+/// A payload already encoded with postcard, serialized as it is: for sending
+/// arguments or values encoded elsewhere (by a tool working from a schema, or
+/// forwarded from another frame).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Encoded<'a>(pub &'a [u8]);
+
+impl Serialize for Encoded<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        // A tuple of bytes: postcard writes its elements with no length prefix.
+        let mut tuple = serializer.serialize_tuple(self.0.len())?;
+        for byte in self.0 {
+            tuple.serialize_element(byte)?;
+        }
+        tuple.end()
+    }
+}
+
 /// The buffer could not hold the encoded frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -318,6 +336,15 @@ mod tests {
         assert_eq!(welcome.len(), 13);
         assert_eq!(dec.feed(&welcome).1, Some(crate::wire::Decoded::Frame));
         assert_eq!(Frame::parse(dec.frame()), Ok(Frame::Welcome { seq: 9, boot_id: 7, resumed: true, window: 1 }));
+    }
+
+    #[test]
+    fn encoded_payloads_are_written_as_they_are() {
+        let mut a = [0u8; 16];
+        let mut b = [0u8; 16];
+        let direct = encode_request(3, 2, &(2i32, 3i32), &mut a).unwrap();
+        let raw = encode_request(3, 2, &Encoded(&[0x04, 0x06]), &mut b).unwrap();
+        assert_eq!(direct, raw);
     }
 
     #[test]

@@ -1,0 +1,47 @@
+//! Frame decoding: any bytes, cut into any chunks, through the streaming decoder
+//! and the header parser. Checks that every call makes progress, that a decoded
+//! frame is never longer than the buffer, and that what parses re-encodes to the
+//! same decoded bytes (canonical frames only).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use wirecall::wire::{
+    Decoded, Encoded, Frame, FrameDecoder, encode_hello, encode_reply, encode_request, encode_status, encode_welcome,
+};
+
+fn reencode(frame: &Frame<'_>, buf: &mut [u8]) -> Option<usize> {
+    let encoded = match *frame {
+        Frame::Request { seq, method, args } => encode_request(seq, method, &Encoded(args), buf),
+        Frame::Reply { seq, value } => encode_reply(seq, &Encoded(value), buf),
+        Frame::Status { seq, status } => encode_status(seq, status, buf),
+        Frame::Hello { seq, client_id, fresh } => encode_hello(seq, client_id, fresh, buf),
+        Frame::Welcome { seq, boot_id, resumed, window } => encode_welcome(seq, boot_id, resumed, window, buf),
+    };
+    encoded.ok().map(<[u8]>::len)
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&split, data)) = data.split_first() else { return };
+    let chunk = usize::from(split % 32) + 1;
+    let mut decoder = FrameDecoder::<64>::new();
+    for piece in data.chunks(chunk) {
+        let mut rest = piece;
+        while !rest.is_empty() {
+            let (used, event) = decoder.feed(rest);
+            assert!(used > 0 && used <= rest.len(), "no progress");
+            rest = &rest[used..];
+            if let Some(Decoded::Frame | Decoded::Oversized { .. }) = event {
+                let bytes = decoder.frame();
+                assert!(bytes.len() <= 64);
+                if let (Some(Decoded::Frame), Ok(frame)) = (event, Frame::parse(bytes)) {
+                    let mut buf = [0u8; 160];
+                    if let Some(n) = reencode(&frame, &mut buf) {
+                        let mut check = FrameDecoder::<64>::new();
+                        assert_eq!(check.feed(&buf[..n]), (n, Some(Decoded::Frame)));
+                        assert_eq!(Frame::parse(check.frame()).ok(), Some(frame));
+                    }
+                }
+            }
+        }
+    }
+});
