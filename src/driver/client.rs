@@ -103,7 +103,8 @@ impl<L: Link, C: Clock, const RX: usize, const TX: usize> Client<L, C, RX, TX> {
         core::mem::replace(&mut self.link, link)
     }
 
-    /// Takes the client apart.
+    /// Takes the client apart. Bytes already read from the link but not yet
+    /// processed (at most 64, the tail of a late answer) are discarded.
     pub fn into_parts(self) -> (L, C) {
         (self.link, self.clock)
     }

@@ -131,7 +131,8 @@ impl<L: Link, S: Dispatch, C: Clock, const RX: usize, const TX: usize> Server<L,
         &mut self.service
     }
 
-    /// Takes the server apart.
+    /// Takes the server apart. Bytes already read from the link but not yet
+    /// processed (at most 64) are discarded, with any partial frame.
     pub fn into_parts(self) -> (L, S, C) {
         (self.link, self.service, self.clock)
     }
