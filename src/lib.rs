@@ -10,6 +10,8 @@ extern crate std;
 #[macro_use]
 mod log;
 
+#[cfg(feature = "demo")]
+pub mod demo;
 pub mod driver;
 pub mod error;
 pub mod link;

@@ -13,7 +13,7 @@
 //! `encode_*` functions write a complete on-wire frame, delimiter included,
 //! through postcard's CRC and COBS flavors. PROTOCOL.md is the normative text.
 
-use postcard::ser_flavors::{Cobs, Slice, crc::CrcModifier};
+use postcard::ser_flavors::{Cobs, Flavor, crc::CrcModifier};
 use serde::Serialize;
 
 use super::{CRC, Status};
@@ -239,9 +239,54 @@ const fn version_kind(kind: Kind) -> u8 {
     (VERSION << 4) | kind as u8
 }
 
+/// The innermost postcard flavor: writes into a slice, and never panics.
+///
+/// postcard's own `Slice` would do, but its COBS flavor patches earlier bytes
+/// through `IndexMut`, whose bounds check the optimiser cannot remove. Here an
+/// index past the end (which the COBS encoder never produces) lands in a
+/// scratch byte instead, so no panic path is linked into firmware.
+struct Bytes<'b> {
+    buf: &'b mut [u8],
+    len: usize,
+    scratch: u8,
+}
+
+impl<'b> Flavor for Bytes<'b> {
+    type Output = &'b [u8];
+
+    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+        let slot = self.buf.get_mut(self.len).ok_or(postcard::Error::SerializeBufferFull)?;
+        *slot = byte;
+        self.len += 1;
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<&'b [u8]> {
+        let Bytes { buf, len, .. } = self;
+        buf.get(..len).ok_or(postcard::Error::SerializeBufferFull)
+    }
+}
+
+impl core::ops::Index<usize> for Bytes<'_> {
+    type Output = u8;
+
+    fn index(&self, index: usize) -> &u8 {
+        self.buf.get(index).unwrap_or(&self.scratch)
+    }
+}
+
+impl core::ops::IndexMut<usize> for Bytes<'_> {
+    fn index_mut(&mut self, index: usize) -> &mut u8 {
+        match self.buf.get_mut(index) {
+            Some(byte) => byte,
+            None => &mut self.scratch,
+        }
+    }
+}
+
 /// Writes `COBS(value ‖ CRC) ‖ 0x00` into `buf` through postcard's flavors.
 fn encode<'b, T: Serialize + ?Sized>(value: &T, buf: &'b mut [u8]) -> Result<&'b [u8], BufferFull> {
-    let cobs = Cobs::try_new(Slice::new(buf)).map_err(|_| BufferFull)?;
+    let cobs = Cobs::try_new(Bytes { buf, len: 0, scratch: 0 }).map_err(|_| BufferFull)?;
     let flavor = CrcModifier::new(cobs, CRC.digest());
     match postcard::serialize_with_flavor(value, flavor) {
         Ok(frame) => Ok(frame),
