@@ -307,7 +307,7 @@ impl<'c, S: Dispatch, const RX: usize, const TX: usize> SimLink<'c, S, RX, TX> {
     }
 
     /// The server's counters (since its last restart).
-    pub fn server_stats(&self) -> &ServerStats {
+    pub fn server_stats(&self) -> ServerStats {
         self.server.stats()
     }
 

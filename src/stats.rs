@@ -1,7 +1,10 @@
 //! Counters the application can read: what went over the link and what was dropped.
 //!
-//! Every counter wraps at `u32::MAX` instead of saturating or panicking.
+//! Every counter wraps at `u32::MAX` instead of saturating or panicking. The
+//! machines keep them only with feature `stats` (on by default); without it the
+//! counting compiles to nothing and `stats()` reads all zeros.
 
+#[cfg(feature = "stats")]
 use crate::wire::{DropReason, ParseError};
 
 /// Frame-level counters, kept by both the client and the server.
@@ -47,6 +50,7 @@ impl LinkStats {
     };
 
     /// Counts a drop found by the decoder.
+    #[cfg(feature = "stats")]
     pub(crate) fn count_drop(&mut self, reason: DropReason) {
         let counter = match reason {
             DropReason::Cobs => &mut self.dropped_cobs,
@@ -57,6 +61,7 @@ impl LinkStats {
     }
 
     /// Counts a frame whose header did not parse.
+    #[cfg(feature = "stats")]
     pub(crate) fn count_parse_error(&mut self, error: ParseError) {
         let counter = match error {
             ParseError::TooShort => &mut self.dropped_too_short,
@@ -85,6 +90,34 @@ impl LinkStats {
 }
 
 /// Increments a wrapping counter.
+#[cfg(feature = "stats")]
 pub(crate) fn bump(counter: &mut u32) {
     *counter = counter.wrapping_add(1);
 }
+
+/// Counts at `$place` (a `u32` counter field) when feature `stats` is on;
+/// otherwise expands to nothing, and the place is never evaluated.
+macro_rules! count {
+    ($($place:tt)+) => {{
+        #[cfg(feature = "stats")]
+        {
+            $crate::stats::bump(&mut $($place)+);
+        }
+    }};
+}
+
+/// Counts a decoder drop or a header parse error at link counters `$link`.
+macro_rules! count_link {
+    ($link:expr, $method:ident($why:expr)) => {{
+        #[cfg(feature = "stats")]
+        {
+            $link.$method($why);
+        }
+        #[cfg(not(feature = "stats"))]
+        {
+            let _ = $why;
+        }
+    }};
+}
+
+pub(crate) use {count, count_link};

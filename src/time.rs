@@ -40,16 +40,23 @@ impl Instant {
     pub fn saturating_duration_since(self, earlier: Instant) -> Duration {
         Duration::from_micros(self.micros.saturating_sub(earlier.micros))
     }
+
+    /// `micros` microseconds later, saturating.
+    pub(crate) const fn plus_micros(self, micros: u64) -> Instant {
+        Instant { micros: self.micros.saturating_add(micros) }
+    }
 }
 
-fn duration_micros(d: Duration) -> u64 {
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+/// A duration in microseconds, saturating. Uses no 64-bit division, which
+/// would pull a division routine into firmware.
+pub(crate) const fn duration_micros(d: Duration) -> u64 {
+    d.as_secs().saturating_mul(1_000_000).saturating_add(d.subsec_micros() as u64)
 }
 
 impl Add<Duration> for Instant {
     type Output = Instant;
     fn add(self, rhs: Duration) -> Instant {
-        Instant { micros: self.micros.saturating_add(duration_micros(rhs)) }
+        self.plus_micros(duration_micros(rhs))
     }
 }
 

@@ -30,7 +30,7 @@ fn happy_path_every_method() {
     assert_eq!(board.echo(&[0u8; 200]).unwrap().len(), 200, "a frame longer than one COBS block");
     assert_eq!(board.divide(7, 2).unwrap(), Ok(3));
     assert_eq!(demo.runs(), 7);
-    let stats = *board.0.stats();
+    let stats = board.0.stats();
     assert_eq!((stats.calls, stats.late_replies, stats.link.dropped()), (7, 0, 0));
     drop(board);
     let server = server.join().unwrap();

@@ -9,15 +9,16 @@ mod server;
 pub use client::{Call, Client, DEFAULT_TIMEOUT};
 pub use server::{Server, Step};
 
-/// Bytes read from the link at a time. Unprocessed bytes are kept for the next
-/// step, never dropped.
-const INBOX: usize = 64;
+/// Bytes read from the link at a time: on a host, many; on a microcontroller,
+/// a few, to keep RAM small (a UART FIFO is drained over several reads).
+/// Unprocessed bytes are kept for the next step, never dropped.
+const INBOX: usize = if cfg!(feature = "std") { 64 } else { 8 };
 
 /// Bytes read from the link and not yet fed to a state machine.
 struct Inbox {
     buf: [u8; INBOX],
-    start: usize,
-    end: usize,
+    start: u8,
+    end: u8,
 }
 
 impl Inbox {
@@ -26,11 +27,11 @@ impl Inbox {
     }
 
     fn pending(&self) -> &[u8] {
-        self.buf.get(self.start..self.end).unwrap_or(&[])
+        self.buf.get(usize::from(self.start)..usize::from(self.end)).unwrap_or(&[])
     }
 
     fn consume(&mut self, n: usize) {
-        self.start = self.start.saturating_add(n).min(self.end);
+        self.start = self.start.saturating_add(u8::try_from(n).unwrap_or(u8::MAX)).min(self.end);
     }
 
     /// Reads into the (empty) inbox; the result as [`Link::read_within`](crate::link::Link::read_within).
@@ -41,7 +42,7 @@ impl Inbox {
     ) -> Result<Option<usize>, L::Error> {
         let read = link.read_within(&mut self.buf, timeout)?;
         self.start = 0;
-        self.end = read.unwrap_or(0).min(INBOX);
+        self.end = read.unwrap_or(0).min(INBOX) as u8;
         Ok(read)
     }
 }

@@ -116,8 +116,8 @@ impl<L: Link, S: Dispatch, C: Clock, const RX: usize, const TX: usize> Server<L,
         Ok(true)
     }
 
-    /// The counters.
-    pub fn stats(&self) -> &ServerStats {
+    /// The counters (all zero without feature `stats`).
+    pub fn stats(&self) -> ServerStats {
         self.machine.stats()
     }
 

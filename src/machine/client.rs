@@ -18,11 +18,11 @@ use core::time::Duration;
 
 use serde::Serialize;
 
-use super::{DEFAULT_FRAME_GAP, PREAMBLE};
+use super::{PREAMBLE, Receiver};
 use crate::error::Error;
-use crate::stats::{LinkStats, bump};
-use crate::time::Instant;
-use crate::wire::{Decoded, Frame, FrameDecoder, HEADER_LEN, Status, encode_hello, encode_request};
+use crate::stats::{LinkStats, count, count_link};
+use crate::time::{Instant, duration_micros};
+use crate::wire::{Decoded, Frame, HEADER_LEN, Status, encode_hello, encode_request};
 
 /// A method as the client calls it: its id, and whether running it twice does
 /// no more than running it once.
@@ -84,10 +84,10 @@ impl RetryPolicy {
         max_backoff: Duration::from_millis(200),
     };
 
-    /// The wait before send number `attempt + 1`, for `attempt >= 1`.
-    fn backoff_after(&self, attempt: u8) -> Duration {
+    /// The wait before send number `attempt + 1`, for `attempt >= 1`, in microseconds.
+    fn backoff_after(&self, attempt: u8) -> u64 {
         let doublings = u32::from(attempt.saturating_sub(1)).min(16);
-        self.backoff.saturating_mul(1 << doublings).min(self.max_backoff)
+        duration_micros(self.backoff).saturating_mul(1 << doublings).min(duration_micros(self.max_backoff))
     }
 }
 
@@ -119,6 +119,20 @@ pub struct ClientStats {
     pub sessions: u32,
     /// Times the server had lost a session this client had: it restarted or dropped it.
     pub sessions_lost: u32,
+}
+
+impl ClientStats {
+    /// All counters at zero.
+    pub const ZERO: ClientStats = ClientStats {
+        link: LinkStats::ZERO,
+        calls: 0,
+        retries: 0,
+        late_replies: 0,
+        timeouts: 0,
+        link_failures: 0,
+        sessions: 0,
+        sessions_lost: 0,
+    };
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,7 +188,7 @@ const MIN_TX: usize = 7;
 /// answer: header, value and CRC) and `TX` bytes of transmit buffer (largest
 /// encoded request: COBS, CRC and delimiter included, plus one preamble byte).
 pub struct ClientMachine<const RX: usize, const TX: usize> {
-    decoder: FrameDecoder<RX>,
+    rx: Receiver<RX>,
     /// `tx[0]` is the preamble; the request frame follows, up to `tx_len`.
     tx: [u8; TX],
     tx_len: usize,
@@ -195,8 +209,7 @@ pub struct ClientMachine<const RX: usize, const TX: usize> {
     resumable: Option<u16>,
     policy: RetryPolicy,
     needs_preamble: bool,
-    last_rx: Instant,
-    frame_gap: Duration,
+    #[cfg(feature = "stats")]
     stats: ClientStats,
 }
 
@@ -212,7 +225,7 @@ impl<const RX: usize, const TX: usize> ClientMachine<RX, TX> {
         const { assert!(RX >= MIN_RX, "a client's RX buffer must hold a decoded Welcome frame (11 bytes)") };
         const { assert!(TX >= MIN_TX, "a client's TX buffer must hold a preamble and a request frame (7 bytes)") };
         ClientMachine {
-            decoder: FrameDecoder::new(),
+            rx: Receiver::new(),
             tx: [PREAMBLE; TX],
             tx_len: 0,
             hello: [PREAMBLE; HELLO],
@@ -228,18 +241,8 @@ impl<const RX: usize, const TX: usize> ClientMachine<RX, TX> {
             resumable: None,
             policy: RetryPolicy::DEFAULT,
             needs_preamble: true,
-            last_rx: Instant::ZERO,
-            frame_gap: DEFAULT_FRAME_GAP,
-            stats: ClientStats {
-                link: LinkStats::ZERO,
-                calls: 0,
-                retries: 0,
-                late_replies: 0,
-                timeouts: 0,
-                link_failures: 0,
-                sessions: 0,
-                sessions_lost: 0,
-            },
+            #[cfg(feature = "stats")]
+            stats: ClientStats::ZERO,
         }
     }
 
@@ -255,12 +258,15 @@ impl<const RX: usize, const TX: usize> ClientMachine<RX, TX> {
 
     /// Sets how long a partial answer frame may wait for its next byte.
     pub fn set_frame_gap(&mut self, gap: Duration) {
-        self.frame_gap = gap;
+        self.rx.set_gap(gap);
     }
 
-    /// The counters.
-    pub const fn stats(&self) -> &ClientStats {
-        &self.stats
+    /// The counters (all zero without feature `stats`).
+    pub const fn stats(&self) -> ClientStats {
+        #[cfg(feature = "stats")]
+        return self.stats;
+        #[cfg(not(feature = "stats"))]
+        ClientStats::ZERO
     }
 
     /// The sequence number the next frame will use.
@@ -308,7 +314,7 @@ impl<const RX: usize, const TX: usize> ClientMachine<RX, TX> {
         self.next_seq = seq.wrapping_add(1);
         self.tx_len = 1 + frame_len;
         self.resumable = None;
-        bump(&mut self.stats.calls);
+        count!(self.stats.calls);
         wc_debug!("call seq={} method={} len={}", seq, method.id, frame_len);
         self.begin(
             Call { seq, deadline, attempts: 0, phase: Phase::Waiting { until: now }, resuming: false },
@@ -331,7 +337,7 @@ impl<const RX: usize, const TX: usize> ClientMachine<RX, TX> {
             return Err(Error::Busy);
         }
         let seq = self.resumable.take().ok_or(Error::NothingToResume)?;
-        bump(&mut self.stats.calls);
+        count!(self.stats.calls);
         let hello_seq = self.next_seq;
         if self.session.is_none() {
             self.next_seq = hello_seq.wrapping_add(1);
@@ -368,12 +374,12 @@ impl<const RX: usize, const TX: usize> ClientMachine<RX, TX> {
         let until = self.attempt_end(now);
         if let Some(call) = &mut self.call {
             if call.attempts > 0 {
-                bump(&mut self.stats.retries);
+                count!(self.stats.retries);
             }
             call.attempts = call.attempts.saturating_add(1);
             call.phase = Phase::Waiting { until };
         }
-        bump(&mut self.stats.link.frames_out);
+        count!(self.stats.link.frames_out);
     }
 
     /// 0 to send the preamble before the next frame, 1 to skip it.
@@ -389,7 +395,7 @@ impl<const RX: usize, const TX: usize> ClientMachine<RX, TX> {
     /// When the current send stops waiting: its attempt timeout, or the deadline.
     fn attempt_end(&self, now: Instant) -> Instant {
         let deadline = self.call.map_or(now, |c| c.deadline);
-        (now + self.policy.attempt_timeout).min(deadline)
+        now.plus_micros(duration_micros(self.policy.attempt_timeout)).min(deadline)
     }
 
     /// Bytes not yet accepted by the link.
@@ -434,7 +440,7 @@ impl<const RX: usize, const TX: usize> ClientMachine<RX, TX> {
         let time_left = now < call.deadline;
         match call.phase {
             Phase::Handshake { seq, .. } if time_left => {
-                bump(&mut self.stats.retries);
+                count!(self.stats.retries);
                 self.needs_preamble = true;
                 self.send_hello(seq, now);
                 None
@@ -447,7 +453,7 @@ impl<const RX: usize, const TX: usize> ClientMachine<RX, TX> {
             Phase::Waiting { .. } if time_left && call.attempts < self.policy.attempts.max(1) => {
                 let wait = self.policy.backoff_after(call.attempts);
                 if let Some(call) = &mut self.call {
-                    call.phase = Phase::Backoff { until: (now + wait).min(call.deadline) };
+                    call.phase = Phase::Backoff { until: now.plus_micros(wait).min(call.deadline) };
                 }
                 None
             }
@@ -464,7 +470,7 @@ impl<const RX: usize, const TX: usize> ClientMachine<RX, TX> {
     }
 
     fn end_with_timeout(&mut self, error: Error) -> Error {
-        bump(&mut self.stats.timeouts);
+        count!(self.stats.timeouts);
         wc_warn!("call timed out");
         self.needs_preamble = true;
         self.finish(error)
@@ -488,9 +494,9 @@ impl<const RX: usize, const TX: usize> ClientMachine<RX, TX> {
     pub fn link_failed(&mut self) -> Option<Error> {
         self.session = None;
         self.needs_preamble = true;
-        self.decoder.reset();
+        self.rx.decoder.reset();
         self.call?;
-        bump(&mut self.stats.link_failures);
+        count!(self.stats.link_failures);
         wc_warn!("call ended by a link failure");
         let error = if self.frame_sent { Error::LinkLost } else { Error::NotSent };
         Some(self.finish(error))
@@ -501,20 +507,16 @@ impl<const RX: usize, const TX: usize> ClientMachine<RX, TX> {
     /// value, or the error. Feed the unconsumed rest later; nothing is lost. A
     /// Welcome may put the request in [`outgoing`](Self::outgoing).
     pub fn receive(&mut self, input: &[u8], now: Instant) -> (usize, Option<Result<&[u8], Error>>) {
-        if self.decoder.is_mid_frame() && now.saturating_duration_since(self.last_rx) > self.frame_gap {
-            self.decoder.reset();
-            bump(&mut self.stats.link.dropped_stale);
-        }
-        if !input.is_empty() {
-            self.last_rx = now;
+        if self.rx.arrive(input, now) {
+            count!(self.stats.link.dropped_stale);
         }
         let mut consumed = 0;
         while consumed < input.len() {
-            let (used, event) = self.decoder.feed(input.get(consumed..).unwrap_or(&[]));
+            let (used, event) = self.rx.decoder.feed(input.get(consumed..).unwrap_or(&[]));
             consumed += used;
             let Some(event) = event else { break };
             if let Some(outcome) = self.accept(event, now) {
-                let value = outcome.map(|()| self.decoder.frame().get(HEADER_LEN..).unwrap_or(&[]));
+                let value = outcome.map(|()| self.rx.decoder.frame().get(HEADER_LEN..).unwrap_or(&[]));
                 return (consumed, Some(value));
             }
         }
@@ -524,41 +526,45 @@ impl<const RX: usize, const TX: usize> ClientMachine<RX, TX> {
     /// Counts one decoder event and acts on it. `Some(Ok(()))`: the call's value
     /// is the payload of the decoder's frame.
     fn accept(&mut self, event: Decoded, now: Instant) -> Option<Result<(), Error>> {
-        let link = &mut self.stats.link;
         let oversized = match event {
             Decoded::Frame => false,
             Decoded::Oversized { .. } => true,
             Decoded::Dropped(reason) => {
-                link.count_drop(reason);
+                count_link!(self.stats.link, count_drop(reason));
                 return None;
             }
         };
-        let frame = match Frame::parse(self.decoder.frame()) {
+        let frame = match Frame::parse(self.rx.decoder.frame()) {
             Ok(frame) => frame,
             // The head of an oversized frame may end inside its header.
             Err(_) if oversized => {
-                bump(&mut link.dropped_too_long);
+                count!(self.stats.link.dropped_too_long);
                 return None;
             }
             Err(error) => {
-                link.count_parse_error(error);
+                count_link!(self.stats.link, count_parse_error(error));
                 return None;
             }
         };
         if let Frame::Request { .. } | Frame::Hello { .. } = frame {
-            bump(&mut link.dropped_kind);
+            count!(self.stats.link.dropped_kind);
             return None;
         }
-        bump(if oversized { &mut link.dropped_too_long } else { &mut link.frames_in });
+        #[cfg(feature = "stats")]
+        crate::stats::bump(if oversized {
+            &mut self.stats.link.dropped_too_long
+        } else {
+            &mut self.stats.link.frames_in
+        });
         let Some(call) = self.call else {
-            bump(&mut self.stats.late_replies);
+            count!(self.stats.late_replies);
             return None;
         };
         match (frame, call.phase) {
             (Frame::Welcome { seq, boot_id, resumed, .. }, Phase::Handshake { seq: hello, .. }) if seq == hello => {
-                bump(&mut self.stats.sessions);
+                count!(self.stats.sessions);
                 if !resumed && !self.fresh {
-                    bump(&mut self.stats.sessions_lost);
+                    count!(self.stats.sessions_lost);
                 }
                 self.fresh = false;
                 self.session = Some(Session { boot_id });
@@ -577,12 +583,12 @@ impl<const RX: usize, const TX: usize> ClientMachine<RX, TX> {
                 if status == Status::FailedPrecondition {
                     // The server has no session for us: it restarted.
                     self.session = None;
-                    bump(&mut self.stats.sessions_lost);
+                    count!(self.stats.sessions_lost);
                 }
                 Some(Err(self.finish(Error::Status(status))))
             }
             _ => {
-                bump(&mut self.stats.late_replies);
+                count!(self.stats.late_replies);
                 wc_debug!("late answer seq={} discarded", frame.seq());
                 None
             }
@@ -591,7 +597,7 @@ impl<const RX: usize, const TX: usize> ClientMachine<RX, TX> {
 
     /// Counts a retry the driver made as a new call.
     pub fn count_retry(&mut self) {
-        bump(&mut self.stats.retries);
+        count!(self.stats.retries);
     }
 
     fn finish_ok(&mut self) -> Result<(), Error> {
@@ -612,6 +618,8 @@ mod tests {
     use std::vec::Vec;
 
     use super::*;
+    use crate::machine::DEFAULT_FRAME_GAP;
+    use crate::wire::FrameDecoder;
     use crate::wire::{encode_reply, encode_request, encode_status, encode_welcome};
 
     type Machine = ClientMachine<32, 32>;

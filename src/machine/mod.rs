@@ -18,10 +18,52 @@ pub use server::{Dispatch, REPLY_CACHE_WINDOW, Refused, Replied, Responder, Serv
 
 use core::time::Duration;
 
+use crate::time::{Instant, duration_micros};
+use crate::wire::FrameDecoder;
+
 /// How long a partial frame may wait for its next byte before it is abandoned
 /// (counted in `dropped_stale`) and decoding restarts, unless changed with
 /// `set_frame_gap`.
 pub const DEFAULT_FRAME_GAP: Duration = Duration::from_secs(1);
+
+/// The receive side both machines share: the frame decoder, and the timer that
+/// abandons a partial frame when the link stays silent in the middle of it.
+///
+/// Times are kept as the low 32 bits of microseconds (wrapping every 71
+/// minutes) to keep the machines small: a partial frame left exactly a multiple
+/// of 71 minutes earlier is taken for a fresh one and merges with the next frame,
+/// which then fails its CRC.
+pub(crate) struct Receiver<const N: usize> {
+    pub(crate) decoder: FrameDecoder<N>,
+    /// When the last byte arrived: microseconds, wrapping.
+    last_rx: u32,
+    /// The frame gap in microseconds (at most about 71 minutes).
+    gap: u32,
+}
+
+impl<const N: usize> Receiver<N> {
+    pub(crate) const fn new() -> Self {
+        Receiver { decoder: FrameDecoder::new(), last_rx: 0, gap: duration_micros(DEFAULT_FRAME_GAP) as u32 }
+    }
+
+    pub(crate) fn set_gap(&mut self, gap: Duration) {
+        self.gap = u32::try_from(duration_micros(gap)).unwrap_or(u32::MAX);
+    }
+
+    /// Notes that `input` arrives at `now`; returns true if a partial frame
+    /// went stale before it and was abandoned.
+    pub(crate) fn arrive(&mut self, input: &[u8], now: Instant) -> bool {
+        let now = now.as_micros() as u32;
+        let stale = self.decoder.is_mid_frame() && now.wrapping_sub(self.last_rx) > self.gap;
+        if stale {
+            self.decoder.reset();
+        }
+        if !input.is_empty() {
+            self.last_rx = now;
+        }
+        stale
+    }
+}
 
 /// Bytes with which a sender may precede a frame to terminate whatever partial
 /// frame the peer holds (PROTOCOL.md §2).

@@ -15,17 +15,18 @@
 //!
 //! Memory: the transmit buffer holds the newest call's answer and doubles as the
 //! one-entry reply cache; answers that are never cached (Welcome,
-//! FAILED_PRECONDITION, ABORTED) go through a separate 16-byte buffer so they
-//! cannot evict it.
+//! FAILED_PRECONDITION, ABORTED) are written into the receive buffer, which is
+//! idle while an answer waits to be sent, so they cannot evict it and cost no
+//! memory of their own.
 
 use core::time::Duration;
 
 use serde::Serialize;
 
-use super::DEFAULT_FRAME_GAP;
-use crate::stats::{LinkStats, bump};
+use super::Receiver;
+use crate::stats::{LinkStats, count, count_link};
 use crate::time::Instant;
-use crate::wire::{Decoded, Frame, FrameDecoder, Status, encode_reply, encode_status, encode_welcome, seq_after};
+use crate::wire::{Decoded, Frame, Status, encode_reply, encode_status, encode_welcome, seq_after};
 
 /// Server counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -46,6 +47,19 @@ pub struct ServerStats {
     pub no_session: u32,
     /// Hello frames answered.
     pub hellos: u32,
+}
+
+impl ServerStats {
+    /// All counters at zero.
+    pub const ZERO: ServerStats = ServerStats {
+        link: LinkStats::ZERO,
+        dispatched: 0,
+        refused: 0,
+        duplicates: 0,
+        evicted: 0,
+        no_session: 0,
+        hellos: 0,
+    };
 }
 
 /// Why a dispatcher refused a request before calling any handler.
@@ -75,7 +89,12 @@ impl Refused {
 #[derive(Debug)]
 #[must_use]
 pub struct Replied {
-    len: usize,
+    len: u16,
+}
+
+/// The length of an encoded frame, or 0 if it could not be encoded.
+fn frame_len(frame: Result<&[u8], crate::wire::BufferFull>) -> u16 {
+    frame.map_or(0, |f| u16::try_from(f.len()).unwrap_or(0))
 }
 
 /// Encodes the answer to one request into the server's transmit buffer.
@@ -89,10 +108,10 @@ impl Responder<'_> {
     /// answer becomes [`Status::Internal`]: the handler ran, its value is lost.
     pub fn reply<T: Serialize + ?Sized>(self, value: &T) -> Replied {
         let len = match encode_reply(self.seq, value, self.buf) {
-            Ok(frame) => frame.len(),
+            Ok(frame) => frame_len(Ok(frame)),
             Err(_) => {
                 wc_warn!("reply seq={} does not fit the transmit buffer", self.seq);
-                encode_status(self.seq, Status::Internal, self.buf).map_or(0, <[u8]>::len)
+                frame_len(encode_status(self.seq, Status::Internal, self.buf))
             }
         };
         Replied { len }
@@ -121,11 +140,9 @@ impl<D: Dispatch + ?Sized> Dispatch for &mut D {
 /// The smallest transmit buffer a server can have: one Status frame.
 const MIN_TX: usize = 8;
 
-/// The smallest receive buffer a server can have: one decoded Hello frame.
-const MIN_RX: usize = 10;
-
-/// Room for the largest uncached answer, a Welcome (13 bytes on the wire).
-const SMALL: usize = 16;
+/// The smallest receive buffer a server can have: a decoded Hello frame (10
+/// bytes), and an encoded Welcome (13), which is written into it.
+const MIN_RX: usize = 13;
 
 /// Answers cached per session: the reply cache's window.
 pub const REPLY_CACHE_WINDOW: u8 = 1;
@@ -135,9 +152,9 @@ enum Out {
     /// Nothing to send.
     Idle,
     /// The cached answer, from byte `sent` on.
-    Cache { sent: usize },
-    /// The uncached answer in `small`, from byte `sent` on.
-    Small { sent: usize },
+    Cache { sent: u16 },
+    /// An uncached answer, written into the idle receive buffer, from byte `sent` on.
+    Small { sent: u16 },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -152,18 +169,17 @@ struct Session {
 /// also the reply cache (largest encoded answer: COBS, CRC and delimiter
 /// included; at least 8).
 pub struct ServerMachine<const RX: usize, const TX: usize> {
-    decoder: FrameDecoder<RX>,
+    rx: Receiver<RX>,
     cache: [u8; TX],
-    cache_len: usize,
+    cache_len: u16,
     /// Sequence number of the answer in `cache`, if it is a valid cache entry.
     cached_seq: Option<u16>,
-    small: [u8; SMALL],
-    small_len: usize,
+    /// Length of an uncached answer in the receive buffer.
+    small_len: u16,
     out: Out,
     session: Option<Session>,
     boot_id: u32,
-    last_rx: Instant,
-    frame_gap: Duration,
+    #[cfg(feature = "stats")]
     stats: ServerStats,
 }
 
@@ -178,34 +194,25 @@ impl<const RX: usize, const TX: usize> ServerMachine<RX, TX> {
     /// tell a restart; correctness does not depend on it.
     pub const fn with_boot_id(boot_id: u32) -> Self {
         const { assert!(TX >= MIN_TX, "a server's TX buffer must hold a Status frame (8 bytes)") };
-        const { assert!(RX >= MIN_RX, "a server's RX buffer must hold a decoded Hello frame (10 bytes)") };
+        const { assert!(TX <= u16::MAX as usize, "a server's TX buffer holds at most 65,535 bytes") };
+        const { assert!(RX >= MIN_RX, "a server's RX buffer must hold an encoded Welcome frame (13 bytes)") };
         ServerMachine {
-            decoder: FrameDecoder::new(),
+            rx: Receiver::new(),
             cache: [0; TX],
             cache_len: 0,
             cached_seq: None,
-            small: [0; SMALL],
             small_len: 0,
             out: Out::Idle,
             session: None,
             boot_id,
-            last_rx: Instant::ZERO,
-            frame_gap: DEFAULT_FRAME_GAP,
-            stats: ServerStats {
-                link: LinkStats::ZERO,
-                dispatched: 0,
-                refused: 0,
-                duplicates: 0,
-                evicted: 0,
-                no_session: 0,
-                hellos: 0,
-            },
+            #[cfg(feature = "stats")]
+            stats: ServerStats::ZERO,
         }
     }
 
     /// Sets how long a partial request frame may wait for its next byte.
     pub fn set_frame_gap(&mut self, gap: Duration) {
-        self.frame_gap = gap;
+        self.rx.set_gap(gap);
     }
 
     /// The boot id sent in Welcome frames.
@@ -213,17 +220,20 @@ impl<const RX: usize, const TX: usize> ServerMachine<RX, TX> {
         self.boot_id
     }
 
-    /// The counters.
-    pub const fn stats(&self) -> &ServerStats {
-        &self.stats
+    /// The counters (all zero without feature `stats`).
+    pub const fn stats(&self) -> ServerStats {
+        #[cfg(feature = "stats")]
+        return self.stats;
+        #[cfg(not(feature = "stats"))]
+        ServerStats::ZERO
     }
 
     /// Bytes of the current answer not yet accepted by the link.
     pub fn outgoing(&self) -> &[u8] {
         match self.out {
             Out::Idle => &[],
-            Out::Cache { sent } => self.cache.get(sent..self.cache_len).unwrap_or(&[]),
-            Out::Small { sent } => self.small.get(sent..self.small_len).unwrap_or(&[]),
+            Out::Cache { sent } => self.cache.get(usize::from(sent)..usize::from(self.cache_len)).unwrap_or(&[]),
+            Out::Small { sent } => self.rx.decoder.buffered(usize::from(sent)..usize::from(self.small_len)),
         }
     }
 
@@ -234,7 +244,7 @@ impl<const RX: usize, const TX: usize> ServerMachine<RX, TX> {
             Out::Cache { sent } => (sent, self.cache_len),
             Out::Small { sent } => (sent, self.small_len),
         };
-        *sent = sent.saturating_add(n).min(len);
+        *sent = sent.saturating_add(u16::try_from(n).unwrap_or(u16::MAX)).min(len);
         if *sent == len {
             self.out = Out::Idle;
         }
@@ -260,21 +270,17 @@ impl<const RX: usize, const TX: usize> ServerMachine<RX, TX> {
         if self.out != Out::Idle {
             return 0;
         }
-        if self.decoder.is_mid_frame() && now.saturating_duration_since(self.last_rx) > self.frame_gap {
-            self.decoder.reset();
-            bump(&mut self.stats.link.dropped_stale);
-        }
-        if !input.is_empty() {
-            self.last_rx = now;
+        if self.rx.arrive(input, now) {
+            count!(self.stats.link.dropped_stale);
         }
         let mut consumed = 0;
         while consumed < input.len() && self.out == Out::Idle {
-            let (used, event) = self.decoder.feed(input.get(consumed..).unwrap_or(&[]));
+            let (used, event) = self.rx.decoder.feed(input.get(consumed..).unwrap_or(&[]));
             consumed += used;
             if let Some(event) = event {
                 self.handle(event, service);
                 if self.out != Out::Idle {
-                    bump(&mut self.stats.link.frames_out);
+                    count!(self.stats.link.frames_out);
                 }
             }
         }
@@ -283,12 +289,11 @@ impl<const RX: usize, const TX: usize> ServerMachine<RX, TX> {
 
     /// Handles one decoder event, setting `out` if it produced an answer.
     fn handle<S: Dispatch + ?Sized>(&mut self, event: Decoded, service: &mut S) {
-        let stats = &mut self.stats;
         let (frame, oversized) = match event {
-            Decoded::Dropped(reason) => return stats.link.count_drop(reason),
+            Decoded::Dropped(reason) => return count_link!(self.stats.link, count_drop(reason)),
             Decoded::Oversized { len } => {
-                bump(&mut stats.link.dropped_too_long);
-                match Frame::parse(self.decoder.frame()) {
+                count!(self.stats.link.dropped_too_long);
+                match Frame::parse(self.rx.decoder.frame()) {
                     Ok(frame @ Frame::Request { .. }) => {
                         wc_warn!("request seq={} of {} bytes too large", frame.seq(), len);
                         (frame, true)
@@ -296,17 +301,17 @@ impl<const RX: usize, const TX: usize> ServerMachine<RX, TX> {
                     _ => return,
                 }
             }
-            Decoded::Frame => match Frame::parse(self.decoder.frame()) {
+            Decoded::Frame => match Frame::parse(self.rx.decoder.frame()) {
                 Ok(frame) => {
-                    bump(&mut stats.link.frames_in);
+                    count!(self.stats.link.frames_in);
                     (frame, false)
                 }
-                Err(error) => return stats.link.count_parse_error(error),
+                Err(error) => return count_link!(self.stats.link, count_parse_error(error)),
             },
         };
         match frame {
             Frame::Hello { seq, client_id, fresh } => {
-                bump(&mut stats.hellos);
+                count!(self.stats.hellos);
                 // Resumed only if this client's session has answered a request: a
                 // session this very handshake created (a duplicated Hello) is not
                 // the one the client lost, and must not claim its calls.
@@ -316,24 +321,24 @@ impl<const RX: usize, const TX: usize> ServerMachine<RX, TX> {
                     self.cached_seq = None;
                 }
                 wc_debug!("hello seq={} client={} resumed={}", seq, client_id, resumed);
-                self.small_len = encode_welcome(seq, self.boot_id, resumed, REPLY_CACHE_WINDOW, &mut self.small)
-                    .map_or(0, <[u8]>::len);
+                self.small_len =
+                    frame_len(encode_welcome(seq, self.boot_id, resumed, REPLY_CACHE_WINDOW, self.rx.decoder.buffer()));
                 self.out = Out::Small { sent: 0 };
             }
             Frame::Request { seq, method, args } => {
                 let uncached = match self.session {
                     None => {
-                        bump(&mut stats.no_session);
+                        count!(self.stats.no_session);
                         Status::FailedPrecondition
                     }
                     Some(_) if self.cached_seq == Some(seq) => {
-                        bump(&mut stats.duplicates);
+                        count!(self.stats.duplicates);
                         wc_debug!("seq={} answered from the cache", seq);
                         self.out = Out::Cache { sent: 0 };
                         return;
                     }
                     Some(Session { newest: Some(newest), .. }) if !seq_after(seq, newest) => {
-                        bump(&mut stats.evicted);
+                        count!(self.stats.evicted);
                         Status::Aborted
                     }
                     Some(ref mut session) => {
@@ -346,7 +351,7 @@ impl<const RX: usize, const TX: usize> ServerMachine<RX, TX> {
                         } else {
                             match service.dispatch(method, args, Responder { seq, buf: &mut self.cache }) {
                                 Ok(replied) => {
-                                    bump(&mut stats.dispatched);
+                                    count!(self.stats.dispatched);
                                     wc_debug!("seq={} method={} answered", seq, method);
                                     self.cache_len = replied.len;
                                     None
@@ -355,18 +360,18 @@ impl<const RX: usize, const TX: usize> ServerMachine<RX, TX> {
                             }
                         };
                         if let Some(status) = refused {
-                            bump(&mut stats.refused);
+                            count!(self.stats.refused);
                             wc_debug!("seq={} method={} refused", seq, method);
-                            self.cache_len = encode_status(seq, status, &mut self.cache).map_or(0, <[u8]>::len);
+                            self.cache_len = frame_len(encode_status(seq, status, &mut self.cache));
                         }
                         self.out = Out::Cache { sent: 0 };
                         return;
                     }
                 };
-                self.small_len = encode_status(seq, uncached, &mut self.small).map_or(0, <[u8]>::len);
+                self.small_len = frame_len(encode_status(seq, uncached, self.rx.decoder.buffer()));
                 self.out = Out::Small { sent: 0 };
             }
-            Frame::Reply { .. } | Frame::Status { .. } | Frame::Welcome { .. } => bump(&mut stats.link.dropped_kind),
+            Frame::Reply { .. } | Frame::Status { .. } | Frame::Welcome { .. } => count!(self.stats.link.dropped_kind),
         }
     }
 }
@@ -382,6 +387,7 @@ mod tests {
     use std::vec::Vec;
 
     use super::*;
+    use crate::machine::DEFAULT_FRAME_GAP;
     use crate::wire::{Encoded, encode_hello, encode_request};
 
     /// Method 1 echoes a u32 xor 0x55; method 2 returns `n` bytes. Counts runs.

@@ -16,7 +16,7 @@
 use cobs::{DecodeResult, DecoderState};
 use crc::Digest;
 
-use super::{CRC, CRC_LEN, CRC_RESIDUE, HEADER_LEN};
+use super::{CRC, CRC_LEN, CRC_RESIDUE, CrcTable, HEADER_LEN};
 
 /// The shortest decoded frame that can be valid: a header and a CRC.
 pub const MIN_FRAME_LEN: usize = HEADER_LEN + CRC_LEN;
@@ -55,30 +55,44 @@ pub enum Decoded {
 /// A streaming frame decoder with a fixed buffer of `N` bytes (header, payload and CRC).
 pub struct FrameDecoder<const N: usize> {
     buf: [u8; N],
-    /// Decoded bytes of the current frame so far, including any beyond `N`.
-    len: usize,
+    /// Decoded bytes of the current frame so far, including any beyond `N`
+    /// (saturating; frames are far shorter than 64 KiB).
+    len: u16,
     cobs: DecoderState,
-    crc: Digest<'static, u16>,
-    mid_frame: bool,
+    crc: Digest<'static, u16, CrcTable>,
     /// Length of the frame (or head) last reported, until the next `feed`.
-    done: usize,
+    done: u16,
 }
 
 impl<const N: usize> FrameDecoder<N> {
     /// An idle decoder.
     pub const fn new() -> Self {
-        FrameDecoder { buf: [0; N], len: 0, cobs: DecoderState::Idle, crc: CRC.digest(), mid_frame: false, done: 0 }
+        const { assert!(N <= u16::MAX as usize, "a frame decoder holds at most 65,535 bytes") };
+        FrameDecoder { buf: [0; N], len: 0, cobs: DecoderState::Idle, crc: CRC.digest(), done: 0 }
     }
 
     /// Whether part of a frame has been received and its delimiter has not.
     pub const fn is_mid_frame(&self) -> bool {
-        self.mid_frame
+        !matches!(self.cobs, DecoderState::Idle)
     }
 
     /// The frame (or the head of the oversized frame) that the last call to
     /// [`feed`](Self::feed) reported; empty after any other outcome.
     pub fn frame(&self) -> &[u8] {
-        self.buf.get(..self.done).unwrap_or(&[])
+        self.buf.get(..usize::from(self.done)).unwrap_or(&[])
+    }
+
+    /// The whole buffer, for a receiver to write a short answer into between
+    /// frames (when not [mid-frame](Self::is_mid_frame)): it overwrites the last
+    /// reported frame, and is itself overwritten by the next one fed.
+    pub(crate) fn buffer(&mut self) -> &mut [u8] {
+        self.done = 0;
+        &mut self.buf
+    }
+
+    /// The first `len` bytes of the buffer.
+    pub(crate) fn buffered(&self, range: core::ops::Range<usize>) -> &[u8] {
+        self.buf.get(range).unwrap_or(&[])
     }
 
     /// Forgets any partial frame.
@@ -87,7 +101,6 @@ impl<const N: usize> FrameDecoder<N> {
         self.len = 0;
         self.cobs = DecoderState::Idle;
         self.crc = CRC.digest();
-        self.mid_frame = false;
     }
 
     /// Decodes `input` up to and including the first frame delimiter that ends a
@@ -98,9 +111,9 @@ impl<const N: usize> FrameDecoder<N> {
         self.done = 0;
         for (i, &byte) in input.iter().enumerate() {
             match self.cobs.feed(byte) {
-                Ok(DecodeResult::NoData) => self.mid_frame |= byte != 0,
+                Ok(DecodeResult::NoData) => {}
                 Ok(DecodeResult::DataContinue(data)) => {
-                    if let Some(slot) = self.buf.get_mut(self.len) {
+                    if let Some(slot) = self.buf.get_mut(usize::from(self.len)) {
                         *slot = data;
                     }
                     self.len = self.len.saturating_add(1);
@@ -117,19 +130,18 @@ impl<const N: usize> FrameDecoder<N> {
     }
 
     fn finish(&mut self) -> Decoded {
-        let len = self.len;
+        let len = usize::from(self.len);
         let residue = core::mem::replace(&mut self.crc, CRC.digest()).finalize();
         self.len = 0;
-        self.mid_frame = false;
         if len < MIN_FRAME_LEN {
             Decoded::Dropped(DropReason::TooShort)
         } else if residue != CRC_RESIDUE {
             Decoded::Dropped(DropReason::Crc)
         } else if len > N {
-            self.done = N.min(len - CRC_LEN);
+            self.done = N.min(len - CRC_LEN) as u16;
             Decoded::Oversized { len }
         } else {
-            self.done = len - CRC_LEN;
+            self.done = (len - CRC_LEN) as u16;
             Decoded::Frame
         }
     }

@@ -13,10 +13,10 @@
 //! `encode_*` functions write a complete on-wire frame, delimiter included,
 //! through postcard's CRC and COBS flavors. PROTOCOL.md is the normative text.
 
-use postcard::ser_flavors::{Cobs, Flavor, crc::CrcModifier};
+use postcard::ser_flavors::{Cobs, Flavor};
 use serde::Serialize;
 
-use super::{CRC, Status};
+use super::{CRC, CrcTable, Status};
 
 /// The protocol version this crate speaks.
 pub const VERSION: u8 = 1;
@@ -284,10 +284,33 @@ impl core::ops::IndexMut<usize> for Bytes<'_> {
     }
 }
 
+/// Appends the CRC of everything pushed through it, little-endian.
+///
+/// postcard's `CrcModifier` does the same but only with the table-driven CRC;
+/// this one works with [`CrcTable`] either way.
+struct WithCrc<B> {
+    inner: B,
+    digest: crc::Digest<'static, u16, CrcTable>,
+}
+
+impl<B: Flavor> Flavor for WithCrc<B> {
+    type Output = B::Output;
+
+    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+        self.digest.update(&[byte]);
+        self.inner.try_push(byte)
+    }
+
+    fn finalize(mut self) -> postcard::Result<B::Output> {
+        self.inner.try_extend(&self.digest.finalize().to_le_bytes())?;
+        self.inner.finalize()
+    }
+}
+
 /// Writes `COBS(value ‖ CRC) ‖ 0x00` into `buf` through postcard's flavors.
 fn encode<'b, T: Serialize + ?Sized>(value: &T, buf: &'b mut [u8]) -> Result<&'b [u8], BufferFull> {
     let cobs = Cobs::try_new(Bytes { buf, len: 0, scratch: 0 }).map_err(|_| BufferFull)?;
-    let flavor = CrcModifier::new(cobs, CRC.digest());
+    let flavor = WithCrc { inner: cobs, digest: CRC.digest() };
     match postcard::serialize_with_flavor(value, flavor) {
         Ok(frame) => Ok(frame),
         Err(_) => Err(BufferFull),
@@ -322,7 +345,8 @@ pub fn encode_reply<'b, T: Serialize + ?Sized>(seq: u16, value: &T, buf: &'b mut
 /// # Errors
 /// [`BufferFull`] when `buf` is shorter than the 8 bytes a Status frame takes.
 pub fn encode_status(seq: u16, status: Status, buf: &mut [u8]) -> Result<&[u8], BufferFull> {
-    encode(&(version_kind(Kind::Status), seq.to_le_bytes(), status.code()), buf)
+    let [lo, hi] = seq.to_le_bytes();
+    encode(&Encoded(&[version_kind(Kind::Status), lo, hi, status.code()]), buf)
 }
 
 /// Encodes a complete Hello frame into `buf`.
@@ -330,7 +354,9 @@ pub fn encode_status(seq: u16, status: Status, buf: &mut [u8]) -> Result<&[u8], 
 /// # Errors
 /// [`BufferFull`] when `buf` is shorter than the 11 bytes a Hello takes.
 pub fn encode_hello(seq: u16, client_id: u32, fresh: bool, buf: &mut [u8]) -> Result<&[u8], BufferFull> {
-    encode(&(version_kind(Kind::Hello), seq.to_le_bytes(), client_id.to_le_bytes(), u8::from(fresh)), buf)
+    let [lo, hi] = seq.to_le_bytes();
+    let [a, b, c, d] = client_id.to_le_bytes();
+    encode(&Encoded(&[version_kind(Kind::Hello), lo, hi, a, b, c, d, u8::from(fresh)]), buf)
 }
 
 /// Encodes a complete Welcome frame into `buf`.
@@ -338,7 +364,9 @@ pub fn encode_hello(seq: u16, client_id: u32, fresh: bool, buf: &mut [u8]) -> Re
 /// # Errors
 /// [`BufferFull`] when `buf` is shorter than the 12 bytes a Welcome takes.
 pub fn encode_welcome(seq: u16, boot_id: u32, resumed: bool, window: u8, buf: &mut [u8]) -> Result<&[u8], BufferFull> {
-    encode(&(version_kind(Kind::Welcome), seq.to_le_bytes(), boot_id.to_le_bytes(), u8::from(resumed), window), buf)
+    let [lo, hi] = seq.to_le_bytes();
+    let [a, b, c, d] = boot_id.to_le_bytes();
+    encode(&Encoded(&[version_kind(Kind::Welcome), lo, hi, a, b, c, d, u8::from(resumed), window]), buf)
 }
 
 /// Whether sequence number `a` comes after `b`, in serial number arithmetic:

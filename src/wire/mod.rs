@@ -19,7 +19,18 @@ pub use status::{Executed, Status};
 /// 0xFFFF, reflected in and out, final XOR 0xFFFF; check value 0x906E), appended
 /// little-endian. The final XOR matters: without it a frame with 0x00 bytes
 /// appended (one flipped delimiter does that through COBS) would still check.
-pub static CRC: crc::Crc<u16> = crc::Crc::<u16>::new(&crc::CRC_16_IBM_SDLC);
+///
+/// Computed bit by bit unless feature `fast-crc` (on by default) adds the
+/// 512-byte lookup table: firmware built with `default-features = false` saves
+/// the table and spends about eight shifts per byte instead.
+pub static CRC: crc::Crc<u16, CrcTable> = crc::Crc::<u16, CrcTable>::new(&crc::CRC_16_IBM_SDLC);
+
+/// How [`CRC`] is computed: with a 256-entry table (`fast-crc`) or bit by bit.
+#[cfg(feature = "fast-crc")]
+pub type CrcTable = crc::Table<1>;
+/// How [`CRC`] is computed: with a 256-entry table (`fast-crc`) or bit by bit.
+#[cfg(not(feature = "fast-crc"))]
+pub type CrcTable = crc::NoTable;
 
 /// The CRC computed over a whole valid frame, its own CRC bytes included.
 pub const CRC_RESIDUE: u16 = 0x0F47;

@@ -96,7 +96,7 @@ pub fn spawn_sized_server<L: Link + Send + 'static, const RX: usize, const TX: u
     thread::spawn(move || {
         let mut server: Server<L, _, _, RX, TX> = Server::sized(link, demo::Dispatcher(demo), StdClock::new());
         let _ = server.serve();
-        *server.stats()
+        server.stats()
     })
 }
 
