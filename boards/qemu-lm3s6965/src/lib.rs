@@ -12,15 +12,21 @@ pub mod uart;
 #[cfg(feature = "defmt")]
 use defmt_semihosting as _;
 
+/// Stops here for good, sleeping: for start-up steps that cannot fail twice.
+pub fn halt() -> ! {
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
+
 /// What a panic does. With `no-panic-check` the handler calls a function that
 /// does not exist, so the firmware links only if the optimiser proved that no
 /// panic is reachable.
 #[cfg(not(feature = "no-panic-check"))]
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo) -> ! {
-    loop {
-        cortex_m::asm::udf();
-    }
+    // A permanently undefined instruction: the core faults and stops.
+    cortex_m::asm::udf()
 }
 
 #[cfg(feature = "no-panic-check")]

@@ -5,7 +5,7 @@
 use cortex_m_rt::entry;
 use wirecall::Server;
 use wirecall::demo::{Board, demo};
-use wirecall_qemu_lm3s6965::{clock::Ticks, uart::Uart0};
+use wirecall_qemu_lm3s6965::{clock::Ticks, halt, uart::Uart0};
 
 /// The server: 128 bytes to receive, 64 to send (and cache) an answer.
 type DemoServer = Server<Uart0, demo::Dispatcher<Board<Ticks>>, Ticks, 128, 64>;
@@ -26,11 +26,5 @@ fn main() -> ! {
     loop {
         // A UART never ends; on an error (there are none) start over.
         let _ = server.serve();
-    }
-}
-
-fn halt() -> ! {
-    loop {
-        cortex_m::asm::wfi();
     }
 }

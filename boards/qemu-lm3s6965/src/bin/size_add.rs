@@ -4,7 +4,7 @@
 
 use cortex_m_rt::entry;
 use wirecall::Server;
-use wirecall_qemu_lm3s6965::{clock::Ticks, uart::Uart0};
+use wirecall_qemu_lm3s6965::{clock::Ticks, halt, uart::Uart0};
 
 wirecall::service! {
     pub mod calc {
@@ -22,13 +22,12 @@ impl calc::Service for Calc {
 
 #[entry]
 fn main() -> ! {
-    let Some(core) = cortex_m::Peripherals::take() else { loop {} };
+    let Some(core) = cortex_m::Peripherals::take() else { halt() };
     let clock = Ticks::start(core.SYST);
-    let Some(uart) = Uart0::take() else { loop {} };
-    let Some(server) =
-        cortex_m::singleton!(: Server<Uart0, calc::Dispatcher<Calc>, Ticks, 64, 64> = Server::sized(uart, calc::Dispatcher(Calc), clock))
+    let Some(uart) = Uart0::take() else { halt() };
+    let Some(server) = cortex_m::singleton!(: Server<Uart0, calc::Dispatcher<Calc>, Ticks, 64, 64> = Server::sized(uart, calc::Dispatcher(Calc), clock))
     else {
-        loop {}
+        halt()
     };
     loop {
         let _ = server.poll();

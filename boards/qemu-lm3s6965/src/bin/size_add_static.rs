@@ -10,7 +10,7 @@ use cortex_m_rt::entry;
 use wirecall::Clock as _;
 use wirecall::embedded_io::{Read, ReadReady, Write};
 use wirecall::machine::ServerMachine;
-use wirecall_qemu_lm3s6965::{clock::Ticks, uart::Uart0};
+use wirecall_qemu_lm3s6965::{clock::Ticks, halt, uart::Uart0};
 
 wirecall::service! {
     pub mod calc {
@@ -30,9 +30,9 @@ static SERVER: Mutex<RefCell<ServerMachine<64, 64>>> = Mutex::new(RefCell::new(S
 
 #[entry]
 fn main() -> ! {
-    let Some(core) = cortex_m::Peripherals::take() else { loop {} };
+    let Some(core) = cortex_m::Peripherals::take() else { halt() };
     let clock = Ticks::start(core.SYST);
-    let Some(mut uart) = Uart0::take() else { loop {} };
+    let Some(mut uart) = Uart0::take() else { halt() };
     let mut calc = calc::Dispatcher(Calc);
     let mut byte = [0u8; 1];
     loop {

@@ -4,7 +4,7 @@
 
 use cortex_m_rt::entry;
 use wirecall::Client;
-use wirecall_qemu_lm3s6965::{clock::Ticks, uart::Uart0};
+use wirecall_qemu_lm3s6965::{clock::Ticks, halt, uart::Uart0};
 
 wirecall::service! {
     pub mod calc {
@@ -14,11 +14,11 @@ wirecall::service! {
 
 #[entry]
 fn main() -> ! {
-    let Some(core) = cortex_m::Peripherals::take() else { loop {} };
+    let Some(core) = cortex_m::Peripherals::take() else { halt() };
     let clock = Ticks::start(core.SYST);
-    let Some(uart) = Uart0::take() else { loop {} };
+    let Some(uart) = Uart0::take() else { halt() };
     let Some(client) = cortex_m::singleton!(: Client<Uart0, Ticks, 64, 64> = Client::sized(uart, clock)) else {
-        loop {}
+        halt()
     };
     let mut n = 0i32;
     loop {

@@ -5,7 +5,7 @@
 use cortex_m_rt::entry;
 use wirecall::Server;
 use wirecall::heapless::{String, Vec};
-use wirecall_qemu_lm3s6965::{clock::Ticks, uart::Uart0};
+use wirecall_qemu_lm3s6965::{clock::Ticks, halt, uart::Uart0};
 
 wirecall::service! {
     pub mod five {
@@ -43,13 +43,12 @@ impl five::Service for Five {
 
 #[entry]
 fn main() -> ! {
-    let Some(core) = cortex_m::Peripherals::take() else { loop {} };
+    let Some(core) = cortex_m::Peripherals::take() else { halt() };
     let clock = Ticks::start(core.SYST);
-    let Some(uart) = Uart0::take() else { loop {} };
-    let Some(server) =
-        cortex_m::singleton!(: Server<Uart0, five::Dispatcher<Five>, Ticks, 64, 64> = Server::sized(uart, five::Dispatcher(Five(0)), clock))
+    let Some(uart) = Uart0::take() else { halt() };
+    let Some(server) = cortex_m::singleton!(: Server<Uart0, five::Dispatcher<Five>, Ticks, 64, 64> = Server::sized(uart, five::Dispatcher(Five(0)), clock))
     else {
-        loop {}
+        halt()
     };
     loop {
         let _ = server.poll();
