@@ -44,7 +44,12 @@ impl<L: Link, S: Dispatch, C: Clock, const RX: usize, const TX: usize> Server<L,
     /// A server with the buffer sizes of its type, e.g.
     /// `let server: Server<_, _, _, 64, 32> = Server::sized(uart, service, clock);`.
     pub fn sized(link: L, service: S, clock: C) -> Self {
-        Server { link, service, clock, machine: ServerMachine::new(), inbox: Inbox::new() }
+        Self::with_machine(link, service, clock, ServerMachine::new())
+    }
+
+    /// A server over a machine set up by the caller (a boot id, a frame gap).
+    pub fn with_machine(link: L, service: S, clock: C, machine: ServerMachine<RX, TX>) -> Self {
+        Server { link, service, clock, machine, inbox: Inbox::new() }
     }
 
     /// Answers calls until the link reaches its end of stream.

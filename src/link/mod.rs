@@ -14,6 +14,8 @@ use embedded_io::{Read, ReadReady, Write};
 mod io;
 #[cfg(feature = "std")]
 pub mod loopback;
+#[cfg(feature = "std")]
+pub mod tcp;
 
 #[cfg(feature = "std")]
 pub use io::{IoLink, SetReadTimeout};
