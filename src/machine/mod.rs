@@ -37,24 +37,29 @@ pub(crate) struct Receiver<const N: usize> {
     pub(crate) decoder: FrameDecoder<N>,
     /// When the last byte arrived: microseconds, wrapping.
     last_rx: u32,
-    /// The frame gap in microseconds (at most about 71 minutes).
+    /// The frame gap in microseconds (at most about 71 minutes); 0 stands for
+    /// [`DEFAULT_FRAME_GAP`], so that a fresh receiver is all zero bytes.
     gap: u32,
 }
 
 impl<const N: usize> Receiver<N> {
     pub(crate) const fn new() -> Self {
-        Receiver { decoder: FrameDecoder::new(), last_rx: 0, gap: duration_micros(DEFAULT_FRAME_GAP) as u32 }
+        Receiver { decoder: FrameDecoder::new(), last_rx: 0, gap: 0 }
     }
 
     pub(crate) fn set_gap(&mut self, gap: Duration) {
-        self.gap = u32::try_from(duration_micros(gap)).unwrap_or(u32::MAX);
+        self.gap = u32::try_from(duration_micros(gap)).unwrap_or(u32::MAX).max(1);
+    }
+
+    fn gap(&self) -> u32 {
+        if self.gap == 0 { duration_micros(DEFAULT_FRAME_GAP) as u32 } else { self.gap }
     }
 
     /// Notes that `input` arrives at `now`; returns true if a partial frame
     /// went stale before it and was abandoned.
     pub(crate) fn arrive(&mut self, input: &[u8], now: Instant) -> bool {
         let now = now.as_micros() as u32;
-        let stale = self.decoder.is_mid_frame() && now.wrapping_sub(self.last_rx) > self.gap;
+        let stale = self.decoder.is_mid_frame() && now.wrapping_sub(self.last_rx) > self.gap();
         if stale {
             self.decoder.reset();
         }

@@ -157,8 +157,12 @@ enum Out {
     Small { sent: u16 },
 }
 
+/// The session. `open: false` means none: a plain flag rather than an
+/// `Option`, whose `None` would be a non-zero byte and keep a fresh machine
+/// out of `.bss`.
 #[derive(Debug, Clone, Copy)]
 struct Session {
+    open: bool,
     client_id: u32,
     /// The newest sequence number dispatched in this session.
     newest: Option<u16>,
@@ -177,7 +181,7 @@ pub struct ServerMachine<const RX: usize, const TX: usize> {
     /// Length of an uncached answer in the receive buffer.
     small_len: u16,
     out: Out,
-    session: Option<Session>,
+    session: Session,
     boot_id: u32,
     #[cfg(feature = "stats")]
     stats: ServerStats,
@@ -203,7 +207,7 @@ impl<const RX: usize, const TX: usize> ServerMachine<RX, TX> {
             cached_seq: None,
             small_len: 0,
             out: Out::Idle,
-            session: None,
+            session: Session { open: false, client_id: 0, newest: None },
             boot_id,
             #[cfg(feature = "stats")]
             stats: ServerStats::ZERO,
@@ -258,7 +262,7 @@ impl<const RX: usize, const TX: usize> ServerMachine<RX, TX> {
 
     /// Forgets the session and its cached answer, as a restart would.
     pub fn end_session(&mut self) {
-        self.session = None;
+        self.session.open = false;
         self.cached_seq = None;
     }
 
@@ -315,9 +319,10 @@ impl<const RX: usize, const TX: usize> ServerMachine<RX, TX> {
                 // Resumed only if this client's session has answered a request: a
                 // session this very handshake created (a duplicated Hello) is not
                 // the one the client lost, and must not claim its calls.
-                let resumed = !fresh && self.session.is_some_and(|s| s.client_id == client_id && s.newest.is_some());
+                let s = self.session;
+                let resumed = !fresh && s.open && s.client_id == client_id && s.newest.is_some();
                 if !resumed {
-                    self.session = Some(Session { client_id, newest: None });
+                    self.session = Session { open: true, client_id, newest: None };
                     self.cached_seq = None;
                 }
                 wc_debug!("hello seq={} client={} resumed={}", seq, client_id, resumed);
@@ -327,21 +332,21 @@ impl<const RX: usize, const TX: usize> ServerMachine<RX, TX> {
             }
             Frame::Request { seq, method, args } => {
                 let uncached = match self.session {
-                    None => {
+                    Session { open: false, .. } => {
                         count!(self.stats.no_session);
                         Status::FailedPrecondition
                     }
-                    Some(_) if self.cached_seq == Some(seq) => {
+                    _ if self.cached_seq == Some(seq) => {
                         count!(self.stats.duplicates);
                         wc_debug!("seq={} answered from the cache", seq);
                         self.out = Out::Cache { sent: 0 };
                         return;
                     }
-                    Some(Session { newest: Some(newest), .. }) if !seq_after(seq, newest) => {
+                    Session { newest: Some(newest), .. } if !seq_after(seq, newest) => {
                         count!(self.stats.evicted);
                         Status::Aborted
                     }
-                    Some(ref mut session) => {
+                    ref mut session => {
                         // A new call. Its answer, whatever it is, is final for its
                         // sequence number: cached, so no later copy can run it.
                         session.newest = Some(seq);

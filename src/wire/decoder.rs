@@ -14,9 +14,8 @@
 //! the check needs no look-behind.
 
 use cobs::{DecodeResult, DecoderState};
-use crc::Digest;
 
-use super::{CRC, CRC_LEN, CRC_RESIDUE, CrcTable, HEADER_LEN};
+use super::{CRC, CRC_LEN, CRC_RESIDUE, HEADER_LEN};
 
 /// The shortest decoded frame that can be valid: a header and a CRC.
 pub const MIN_FRAME_LEN: usize = HEADER_LEN + CRC_LEN;
@@ -59,7 +58,10 @@ pub struct FrameDecoder<const N: usize> {
     /// (saturating; frames are far shorter than 64 KiB).
     len: u16,
     cobs: DecoderState,
-    crc: Digest<'static, u16, CrcTable>,
+    /// The CRC of the frame's bytes so far, finished form (0 for no bytes). A
+    /// plain number rather than a `crc::Digest` (which holds a pointer), so a
+    /// fresh decoder is all zero bytes and a `static` of one costs no flash.
+    crc: u16,
     /// Length of the frame (or head) last reported, until the next `feed`.
     done: u16,
 }
@@ -68,7 +70,7 @@ impl<const N: usize> FrameDecoder<N> {
     /// An idle decoder.
     pub const fn new() -> Self {
         const { assert!(N <= u16::MAX as usize, "a frame decoder holds at most 65,535 bytes") };
-        FrameDecoder { buf: [0; N], len: 0, cobs: DecoderState::Idle, crc: CRC.digest(), done: 0 }
+        FrameDecoder { buf: [0; N], len: 0, cobs: DecoderState::Idle, crc: 0, done: 0 }
     }
 
     /// Whether part of a frame has been received and its delimiter has not.
@@ -100,7 +102,7 @@ impl<const N: usize> FrameDecoder<N> {
         self.done = 0;
         self.len = 0;
         self.cobs = DecoderState::Idle;
-        self.crc = CRC.digest();
+        self.crc = 0;
     }
 
     /// Decodes `input` up to and including the first frame delimiter that ends a
@@ -117,7 +119,7 @@ impl<const N: usize> FrameDecoder<N> {
                         *slot = data;
                     }
                     self.len = self.len.saturating_add(1);
-                    self.crc.update(&[data]);
+                    self.crc = crc_update(self.crc, data);
                 }
                 Ok(DecodeResult::DataComplete) => return (i + 1, Some(self.finish())),
                 Err(_) => {
@@ -131,7 +133,7 @@ impl<const N: usize> FrameDecoder<N> {
 
     fn finish(&mut self) -> Decoded {
         let len = usize::from(self.len);
-        let residue = core::mem::replace(&mut self.crc, CRC.digest()).finalize();
+        let residue = core::mem::replace(&mut self.crc, 0);
         self.len = 0;
         if len < MIN_FRAME_LEN {
             Decoded::Dropped(DropReason::TooShort)
@@ -145,6 +147,16 @@ impl<const N: usize> FrameDecoder<N> {
             Decoded::Frame
         }
     }
+}
+
+/// Extends the CRC-16/IBM-SDLC `crc` of some bytes (finished form) by one byte,
+/// through the `crc` crate: its running register is the finished value XOR
+/// 0xFFFF, and `digest_with_initial` takes that register bit-reversed (the
+/// algorithm is reflected). The CRC of no bytes is 0.
+fn crc_update(crc: u16, byte: u8) -> u16 {
+    let mut digest = CRC.digest_with_initial((crc ^ 0xFFFF).reverse_bits());
+    digest.update(&[byte]);
+    digest.finalize()
 }
 
 impl<const N: usize> Default for FrameDecoder<N> {
@@ -174,6 +186,18 @@ mod tests {
         assert_eq!(CRC.checksum(&data[..11]), CRC_RESIDUE);
         assert_ne!(CRC.checksum(&data[..12]), CRC_RESIDUE, "one 0x00 appended");
         assert_ne!(CRC.checksum(&data[..13]), CRC_RESIDUE, "two 0x00 appended");
+    }
+
+    #[test]
+    fn the_running_crc_matches_the_crc_crate() {
+        let running = b"123456789".iter().fold(0, |crc, &b| crc_update(crc, b));
+        assert_eq!(running, 0x906E);
+        assert_eq!(running, CRC.checksum(b"123456789"));
+        for len in 0..40u8 {
+            let data: [u8; 40] = core::array::from_fn(|i| (i as u8).wrapping_mul(37) ^ len);
+            let data = &data[..usize::from(len)];
+            assert_eq!(data.iter().fold(0, |crc, &b| crc_update(crc, b)), CRC.checksum(data));
+        }
     }
 
     #[test]

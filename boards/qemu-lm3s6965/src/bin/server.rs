@@ -23,6 +23,10 @@ fn main() -> ! {
     };
     #[cfg(feature = "defmt")]
     defmt::info!("wirecall demo server on UART0");
+    #[cfg(feature = "panic-probe-self-test")]
+    if wirecall::Clock::now(&clock).as_micros() == 5_000 {
+        panic!("a reachable panic, planted for CI's self-test of the no-panic check");
+    }
     loop {
         // A UART never ends; on an error (there are none) start over.
         let _ = server.serve();
