@@ -6,7 +6,4 @@ fn main() {
     fs::copy("memory.x", out.join("memory.x")).expect("copy memory.x");
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rerun-if-changed=memory.x");
-    if env::var_os("CARGO_FEATURE_DEFMT").is_some() {
-        println!("cargo:rustc-link-arg=-Tdefmt.x");
-    }
 }

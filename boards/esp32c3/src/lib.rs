@@ -14,7 +14,7 @@ pub fn halt() -> ! {
     }
 }
 
-/// What a panic does: the core stops, and a caller on the host sees its calls
+/// What a panic does: the firmware halts, and a caller on the host sees its calls
 /// time out. esp-hal's watchdogs are off (`esp_hal::init` disables them), so it
 /// stays stopped until reset.
 #[panic_handler]
