@@ -181,8 +181,8 @@ const HELLO: usize = 13;
 const MIN_RX: usize = 11;
 
 /// The smallest transmit buffer a client can have: a preamble and the shortest
-/// request frame (no arguments).
-const MIN_TX: usize = 7;
+/// request frame on the wire (6 decoded bytes, 1 of COBS overhead, the delimiter).
+const MIN_TX: usize = 9;
 
 /// The client protocol machine: `RX` bytes of receive buffer (largest decoded
 /// answer: header, value and CRC) and `TX` bytes of transmit buffer (largest
@@ -223,7 +223,7 @@ impl<const RX: usize, const TX: usize> ClientMachine<RX, TX> {
     /// first frame uses sequence number `first_seq`.
     pub const fn with_identity(client_id: u32, first_seq: u16) -> Self {
         const { assert!(RX >= MIN_RX, "a client's RX buffer must hold a decoded Welcome frame (11 bytes)") };
-        const { assert!(TX >= MIN_TX, "a client's TX buffer must hold a preamble and a request frame (7 bytes)") };
+        const { assert!(TX >= MIN_TX, "a client's TX buffer must hold a preamble and a request frame (9 bytes)") };
         ClientMachine {
             rx: Receiver::new(),
             tx: [PREAMBLE; TX],
@@ -607,6 +607,9 @@ impl<const RX: usize, const TX: usize> ClientMachine<RX, TX> {
     }
 }
 
+/// A client machine can be built in a `static` (checked at compile time).
+const _: ClientMachine<64, 64> = ClientMachine::new();
+
 impl<const RX: usize, const TX: usize> Default for ClientMachine<RX, TX> {
     fn default() -> Self {
         Self::new()
@@ -615,6 +618,26 @@ impl<const RX: usize, const TX: usize> Default for ClientMachine<RX, TX> {
 
 #[cfg(test)]
 mod tests {
+    /// `assert_eq!` on counters: checked only when feature `stats` keeps them.
+    #[allow(unused_macros)]
+    macro_rules! assert_counted {
+        ($($t:tt)*) => {
+            if cfg!(feature = "stats") {
+                assert_eq!($($t)*);
+            }
+        };
+    }
+
+    /// `assert!` on counters: checked only when feature `stats` keeps them.
+    #[allow(unused_macros)]
+    macro_rules! assert_counted_that {
+        ($($t:tt)*) => {
+            if cfg!(feature = "stats") {
+                assert!($($t)*);
+            }
+        };
+    }
+
     use std::vec::Vec;
 
     use super::*;
@@ -691,7 +714,7 @@ mod tests {
         // The next call goes straight out.
         m.start(ADD, &(1i32, 1i32), T0, DEADLINE).unwrap();
         assert_eq!(frames(&take(&mut m)), [[0x11, 2, 0, 2, 2, 2]]);
-        assert_eq!((m.stats().sessions, m.stats().sessions_lost), (1, 0));
+        assert_counted!((m.stats().sessions, m.stats().sessions_lost), (1, 0));
     }
 
     #[test]
@@ -738,7 +761,7 @@ mod tests {
         assert_eq!(&second[1..], &first[..], "same frame, same seq");
         // An answer to either send ends the call.
         assert_eq!(m.receive(&reply(2, 5), Instant::from_millis(270)).1, Some(Ok(&[0x0a][..])));
-        assert_eq!(m.stats().retries, 1);
+        assert_counted!(m.stats().retries, 1);
     }
 
     #[test]
@@ -755,7 +778,7 @@ mod tests {
         assert_eq!(error, Error::Timeout);
         assert!(error.may_have_executed());
         assert!(m.can_resume());
-        assert_eq!((m.stats().timeouts, m.stats().retries), (1, 1));
+        assert_counted!((m.stats().timeouts, m.stats().retries), (1, 1));
 
         // The late answer to the timed-out call is discarded while the next waits.
         m.start(ADD, &(1i32, 1i32), T0, DEADLINE).unwrap();
@@ -763,7 +786,7 @@ mod tests {
         take(&mut m);
         assert_eq!(m.receive(&reply(2, 99), T0), (reply(2, 99).len(), None));
         assert_eq!(m.receive(&reply(3, 2), T0).1, Some(Ok(&[0x04][..])));
-        assert_eq!(m.stats().late_replies, 1);
+        assert_counted!(m.stats().late_replies, 1);
     }
 
     #[test]
@@ -792,7 +815,7 @@ mod tests {
         let (_, outcome) = m.receive(&welcome(3, false), T0);
         assert_eq!(outcome, Some(Err(Error::SessionLost)));
         assert!(m.outgoing().is_empty(), "the request is not sent to a server that lost it");
-        assert_eq!(m.stats().sessions_lost, 1);
+        assert_counted!(m.stats().sessions_lost, 1);
     }
 
     #[test]
@@ -844,10 +867,10 @@ mod tests {
         let mut m = Machine::new();
         assert_eq!(m.receive(&reply(0, 1), T0).1, None);
         assert_eq!(m.receive(&welcome(0, true), T0).1, None);
-        assert_eq!(m.stats().late_replies, 2);
+        assert_counted!(m.stats().late_replies, 2);
         let request = frame(|b| encode_request(0, 1, &(), b));
         assert_eq!(m.receive(&request, T0).1, None);
-        assert_eq!(m.stats().link.dropped_kind, 1);
+        assert_counted!(m.stats().link.dropped_kind, 1);
         // A Welcome with the wrong seq does not open the session.
         m.start(ADD, &(), T0, DEADLINE).unwrap();
         take(&mut m);
@@ -865,7 +888,7 @@ mod tests {
         m.wrote(m.outgoing().len());
         let big = frame(|b| encode_reply(1, &[7u8; 20], b));
         assert_eq!(m.receive(&big, T0).1, Some(Err(Error::ReplyTooLarge)));
-        assert_eq!(m.stats().link.dropped_too_long, 1);
+        assert_counted!(m.stats().link.dropped_too_long, 1);
     }
 
     #[test]
@@ -877,12 +900,12 @@ mod tests {
         assert_eq!(m.receive(&r[..3], T0), (3, None));
         let later = T0 + DEFAULT_FRAME_GAP + Duration::from_millis(1);
         assert_eq!(m.receive(&r, later).1, Some(Ok(&[0x0a][..])));
-        assert_eq!(m.stats().link.dropped_stale, 1);
+        assert_counted!(m.stats().link.dropped_stale, 1);
     }
 
     #[test]
-    fn a_static_client_machine() {
-        static MACHINE: ClientMachine<64, 64> = ClientMachine::new();
-        assert_eq!(MACHINE.next_seq(), 0);
+    fn the_smallest_transmit_buffer_can_make_a_call() {
+        let mut m = ClientMachine::<11, 9>::new();
+        assert!(m.start(ADD, &(), T0, DEADLINE).is_ok());
     }
 }

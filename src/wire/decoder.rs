@@ -69,7 +69,9 @@ pub struct FrameDecoder<const N: usize> {
 impl<const N: usize> FrameDecoder<N> {
     /// An idle decoder.
     pub const fn new() -> Self {
-        const { assert!(N <= u16::MAX as usize, "a frame decoder holds at most 65,535 bytes") };
+        // The length counter saturates at 65,535, which must stay above N so that
+        // any longer frame is still seen as longer than the buffer.
+        const { assert!(N < u16::MAX as usize, "a frame decoder holds at most 65,534 bytes") };
         FrameDecoder { buf: [0; N], len: 0, cobs: DecoderState::Idle, crc: 0, done: 0 }
     }
 

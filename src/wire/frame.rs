@@ -5,13 +5,14 @@
 //! header:         byte 0      version (high nibble) | kind (low nibble)
 //!                 bytes 1..3  sequence number, u16 little-endian
 //!                 bytes 3..   kind-specific fields (method id, status code)
-//! CRC:            CRC-16/MCRF4XX over header ‖ payload, appended little-endian
+//! CRC:            CRC-16/IBM-SDLC over header ‖ payload, appended little-endian
 //! ```
 //!
 //! [`Frame::parse`] reads a decoded frame whose CRC was already checked by
 //! [`FrameDecoder`](super::FrameDecoder); it never panics on any input. The
-//! `encode_*` functions write a complete on-wire frame, delimiter included,
-//! through postcard's CRC and COBS flavors. PROTOCOL.md is the normative text.
+//! `encode_*` functions write a complete on-wire frame, delimiter included: one
+//! postcard serialisation, then one CRC pass and an in-place COBS pass.
+//! PROTOCOL.md is the normative text.
 
 use serde::Serialize;
 
@@ -240,7 +241,7 @@ const fn version_kind(kind: Kind) -> u8 {
 
 /// Writes `COBS(value ‖ CRC) ‖ 0x00` into `buf`.
 ///
-/// postcard serialises `value` once into `buf[1..]` (its plain slice flavor);
+/// postcard serialises `value` once into `buf[1..]` (through [`Bytes`]);
 /// then one pass appends the CRC, and one pass COBS-encodes in place. Chaining
 /// postcard's CRC and COBS flavors would do the same byte by byte, at about
 /// 500 more bytes of firmware; the `cobs` crate has no in-place encoder.

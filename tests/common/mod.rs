@@ -1,6 +1,28 @@
 //! The service and helpers shared by the integration tests.
 #![allow(dead_code)]
 
+/// `assert_eq!` on counters: checked only when feature `stats` keeps them.
+#[allow(unused_macros)]
+#[macro_export]
+macro_rules! assert_counted {
+    ($($t:tt)*) => {
+        if cfg!(feature = "stats") {
+            assert_eq!($($t)*);
+        }
+    };
+}
+
+/// `assert!` on counters: checked only when feature `stats` keeps them.
+#[allow(unused_macros)]
+#[macro_export]
+macro_rules! assert_counted_that {
+    ($($t:tt)*) => {
+        if cfg!(feature = "stats") {
+            assert!($($t)*);
+        }
+    };
+}
+
 use core::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
