@@ -14,6 +14,8 @@ use embedded_io::{Read, ReadReady, Write};
 mod io;
 #[cfg(feature = "std")]
 pub mod loopback;
+#[cfg(feature = "serial")]
+pub mod serial;
 #[cfg(feature = "std")]
 pub mod tcp;
 
