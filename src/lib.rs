@@ -10,6 +10,16 @@ extern crate std;
 #[macro_use]
 mod log;
 
+/// In unit tests, `assert_eq!` on counters: checked only when feature `stats` keeps them.
+#[cfg(test)]
+macro_rules! assert_counted {
+    ($($t:tt)*) => {
+        if cfg!(feature = "stats") {
+            assert_eq!($($t)*);
+        }
+    };
+}
+
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod driver;

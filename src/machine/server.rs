@@ -393,25 +393,6 @@ impl<const RX: usize, const TX: usize> Default for ServerMachine<RX, TX> {
 
 #[cfg(test)]
 mod tests {
-    /// `assert_eq!` on counters: checked only when feature `stats` keeps them.
-    #[allow(unused_macros)]
-    macro_rules! assert_counted {
-        ($($t:tt)*) => {
-            if cfg!(feature = "stats") {
-                assert_eq!($($t)*);
-            }
-        };
-    }
-
-    /// `assert!` on counters: checked only when feature `stats` keeps them.
-    #[allow(unused_macros)]
-    macro_rules! assert_counted_that {
-        ($($t:tt)*) => {
-            if cfg!(feature = "stats") {
-                assert!($($t)*);
-            }
-        };
-    }
 
     use std::vec::Vec;
 
