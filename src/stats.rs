@@ -7,8 +7,9 @@
 #[cfg(feature = "stats")]
 use crate::wire::{DropReason, ParseError};
 
-/// Frame-level counters, kept by both the client and the server.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Frame-level counters, kept by both the client and the server. Serialized
+/// (by the built-in `stats` method) as its fields in order, each a varint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub struct LinkStats {

@@ -415,3 +415,30 @@ fn a_call_that_ended_unknown_is_resumed_without_running_twice() {
     let stats = server.join().unwrap();
     assert_counted!((stats.dispatched, stats.duplicates), (3, 1));
 }
+
+#[test]
+fn built_in_ping_and_stats() {
+    let (host, demo, _server) = serve_demo();
+    let mut board = stub(host);
+    if !cfg!(feature = "builtins") {
+        assert_eq!(board.0.ping(), Err(Error::Status(Status::Unimplemented)));
+        return;
+    }
+    assert_eq!(board.0.ping(), Ok(()));
+    assert_eq!(board.add(2, 3), Ok(5));
+    let answer = board.0.server_stats();
+    #[cfg(feature = "stats")]
+    {
+        let stats = answer.unwrap();
+        // ping and add were dispatched before this call; the Hello was counted too.
+        assert_eq!((stats.dispatched, stats.hellos, stats.refused), (2, 1, 0));
+        // In: Hello, ping, add, and this very request. Out: Welcome and two replies.
+        assert_eq!((stats.link.frames_in, stats.link.frames_out), (4, 3), "{stats:?}");
+    }
+    #[cfg(not(feature = "stats"))]
+    assert_eq!(answer, Err(Error::Status(Status::Unimplemented)));
+    // Reserved but not yet answered: describe.
+    let error = board.0.call::<_, ()>(Method::new(wirecall::machine::builtin::DESCRIBE), &()).unwrap_err();
+    assert_eq!(error, Error::Status(Status::Unimplemented));
+    assert_eq!(demo.runs(), 1, "built-ins run no handler of the service");
+}

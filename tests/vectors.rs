@@ -57,6 +57,8 @@ fn encoded(name: &str) -> Vec<u8> {
         "aborted_status" => encode_status(0, Status::Aborted, &mut buf),
         "resume_hello" => encode_hello(3, 0x0102_0304, false, &mut buf),
         "resumed_welcome" => encode_welcome(3, 0xa1b2_c3d4, true, 1, &mut buf),
+        "ping_request" => encode_request(5, wirecall::machine::builtin::PING, &(), &mut buf),
+        "ping_reply" => encode_reply(5, &(), &mut buf),
         "add_request" => encode_request(0, 2, &(2i32, 3i32), &mut buf),
         "add_reply" => encode_reply(0, &5i32, &mut buf),
         "greet_request" => encode_request(1, 1, &("Ada",), &mut buf),
@@ -116,6 +118,8 @@ fn decoding_every_vector_gives_its_fields() {
     expect("aborted_status", Frame::Status { seq: 0, status: Status::Aborted });
     expect("resume_hello", Frame::Hello { seq: 3, client_id: 0x0102_0304, fresh: false });
     expect("resumed_welcome", Frame::Welcome { seq: 3, boot_id: 0xa1b2_c3d4, resumed: true, window: 1 });
+    expect("ping_request", Frame::Request { seq: 5, method: 0xff00, args: &[] });
+    expect("ping_reply", Frame::Reply { seq: 5, value: &[] });
 }
 
 #[test]
@@ -136,6 +140,13 @@ fn server_plays_the_session_of_the_vectors() {
         let bytes = vector(request);
         assert_eq!(server.receive(&bytes, Instant::ZERO, &mut service), bytes.len());
         assert_eq!(hex(server.outgoing()), hex(&vector(answer)), "{request}");
+        server.wrote(server.outgoing().len());
+    }
+    // The built-in ping, in the same session.
+    if cfg!(feature = "builtins") {
+        let ping = vector("ping_request");
+        assert_eq!(server.receive(&ping, Instant::ZERO, &mut service), ping.len());
+        assert_eq!(hex(server.outgoing()), hex(&vector("ping_reply")));
         server.wrote(server.outgoing().len());
     }
     // A repeat of call 0 is an older number with its answer evicted: ABORTED.

@@ -212,6 +212,23 @@ impl<L: Link, C: Clock, const RX: usize, const TX: usize> Client<L, C, RX, TX> {
         self.machine.link_failed().unwrap_or(Error::LinkLost)
     }
 
+    /// Calls the built-in `ping`: a round trip that runs nothing.
+    ///
+    /// # Errors
+    /// As [`Call::call`].
+    pub fn ping(&mut self) -> Result<(), Error> {
+        self.call(Method::idempotent(crate::machine::builtin::PING), &())
+    }
+
+    /// Calls the built-in `stats`: the server's counters.
+    ///
+    /// # Errors
+    /// As [`Call::call`]; [`Status::Unimplemented`](crate::Status::Unimplemented)
+    /// from a server built without feature `stats`.
+    pub fn server_stats(&mut self) -> Result<crate::machine::ServerStats, Error> {
+        self.call(Method::idempotent(crate::machine::builtin::STATS), &())
+    }
+
     /// The current time on the client's clock.
     pub fn now(&self) -> Instant {
         self.clock.now()

@@ -14,7 +14,7 @@ mod client;
 mod server;
 
 pub use client::{ClientMachine, ClientStats, Method, RetryPolicy};
-pub use server::{Dispatch, REPLY_CACHE_WINDOW, Refused, Replied, Responder, ServerMachine, ServerStats};
+pub use server::{Dispatch, REPLY_CACHE_WINDOW, Refused, Replied, Responder, ServerMachine, ServerStats, builtin};
 
 use core::time::Duration;
 

@@ -28,8 +28,8 @@ use crate::stats::{LinkStats, count, count_link};
 use crate::time::Instant;
 use crate::wire::{Decoded, Frame, Status, encode_reply, encode_status, encode_welcome, seq_after};
 
-/// Server counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Server counters: what the built-in `stats` method returns, fields in order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub struct ServerStats {
@@ -116,6 +116,11 @@ impl Responder<'_> {
         };
         Replied { len }
     }
+
+    /// Encodes an empty Reply (the value of a method returning `()`).
+    pub fn reply_empty(self) -> Replied {
+        Replied { len: frame_len(crate::wire::encode_empty_reply(self.seq, self.buf)) }
+    }
 }
 
 /// A service's dispatcher: decodes arguments, calls the handler, encodes its value.
@@ -143,6 +148,35 @@ const MIN_TX: usize = 8;
 /// The smallest receive buffer a server can have: a decoded Hello frame (10
 /// bytes), and an encoded Welcome (13), which is written into it.
 const MIN_RX: usize = 13;
+
+/// The methods a server answers itself with feature `builtins` (on by
+/// default), on ids above [`MAX_APP_METHOD_ID`](crate::wire::MAX_APP_METHOD_ID)
+/// (PROTOCOL.md §3.1). Without the feature they are answered UNIMPLEMENTED.
+pub mod builtin {
+    /// `ping() -> ()`: answers at once; a session round trip and nothing else.
+    pub const PING: u16 = 0xFF00;
+    /// `describe`: reserved; answered UNIMPLEMENTED in this version.
+    pub const DESCRIBE: u16 = 0xFF01;
+    /// `stats() -> ServerStats`: the server's counters (UNIMPLEMENTED without feature `stats`).
+    pub const STATS: u16 = 0xFF02;
+}
+
+/// Answers a built-in method.
+#[cfg(feature = "builtins")]
+fn answer_builtin(
+    method: u16,
+    args: &[u8],
+    responder: Responder<'_>,
+    #[cfg(feature = "stats")] stats: &ServerStats,
+) -> Result<Replied, Refused> {
+    let () = crate::__private::decode_args(args)?;
+    match method {
+        builtin::PING => Ok(responder.reply_empty()),
+        #[cfg(feature = "stats")]
+        builtin::STATS => Ok(responder.reply(stats)),
+        _ => Err(Refused::UnknownMethod),
+    }
+}
 
 /// Answers cached per session: the reply cache's window.
 pub const REPLY_CACHE_WINDOW: u8 = 1;
@@ -355,7 +389,24 @@ impl<const RX: usize, const TX: usize> ServerMachine<RX, TX> {
                         let refused = if oversized {
                             Some(Status::ResourceExhausted)
                         } else {
-                            match service.dispatch(method, args, Responder { seq, buf: &mut self.cache }) {
+                            let responder = Responder { seq, buf: &mut self.cache };
+                            // Without feature `builtins` the reserved ids reach the service,
+                            // which has no method there and answers UNIMPLEMENTED.
+                            #[cfg(feature = "builtins")]
+                            let dispatched = if method > crate::wire::MAX_APP_METHOD_ID {
+                                answer_builtin(
+                                    method,
+                                    args,
+                                    responder,
+                                    #[cfg(feature = "stats")]
+                                    &self.stats,
+                                )
+                            } else {
+                                service.dispatch(method, args, responder)
+                            };
+                            #[cfg(not(feature = "builtins"))]
+                            let dispatched = service.dispatch(method, args, responder);
+                            match dispatched {
                                 Ok(replied) => {
                                     count!(self.stats.dispatched);
                                     wc_debug!("seq={} method={} answered", seq, method);

@@ -332,6 +332,17 @@ pub fn encode_reply<'b, T: Serialize + ?Sized>(seq: u16, value: &T, buf: &'b mut
     encode(&(version_kind(Kind::Reply), seq.to_le_bytes(), value), buf)
 }
 
+/// Encodes a complete Reply frame with an empty value (a method returning `()`)
+/// into `buf`: the same bytes as `encode_reply(seq, &(), buf)`, through the
+/// encoder fixed-size frames share, which keeps firmware smaller.
+///
+/// # Errors
+/// [`BufferFull`] when `buf` is shorter than the 7 bytes it takes.
+pub fn encode_empty_reply(seq: u16, buf: &mut [u8]) -> Result<&[u8], BufferFull> {
+    let [lo, hi] = seq.to_le_bytes();
+    encode(&Encoded(&[version_kind(Kind::Reply), lo, hi]), buf)
+}
+
 /// Encodes a complete Status frame into `buf`.
 ///
 /// # Errors
@@ -426,6 +437,12 @@ mod tests {
                 assert!(!buf[..n - 1].contains(&0));
             }
         }
+    }
+
+    #[test]
+    fn an_empty_reply_is_a_reply_of_unit() {
+        let (mut a, mut b) = ([0u8; 16], [0u8; 16]);
+        assert_eq!(encode_empty_reply(9, &mut a), encode_reply(9, &(), &mut b));
     }
 
     #[test]

@@ -127,6 +127,8 @@ VECTORS = [
     ("aborted_status", status(0, 10)),
     ("resume_hello", hello(3, 0x01020304, False)),
     ("resumed_welcome", welcome(3, 0xA1B2C3D4, True, 1)),
+    ("ping_request", request(5, 0xFF00, b"")),
+    ("ping_reply", reply(5, b"")),
 ]
 
 if __name__ == "__main__":
