@@ -2,7 +2,9 @@
 //!
 //! Each accepted connection gets its own thread, server machine and session, so
 //! a misbehaving connection (garbage, a stalled half frame, a sudden close)
-//! cannot disturb another. The number of connections served at once is bounded.
+//! cannot disturb another. The number of connections served at once is bounded;
+//! a connection holds its slot until its peer closes it (there is no idle
+//! timeout yet), so peers that connect and stay silent can use up the slots.
 
 use std::format;
 use std::io;

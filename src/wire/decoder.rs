@@ -94,7 +94,7 @@ impl<const N: usize> FrameDecoder<N> {
         &mut self.buf
     }
 
-    /// The first `len` bytes of the buffer.
+    /// The bytes of the buffer in `range` (empty if out of range).
     pub(crate) fn buffered(&self, range: core::ops::Range<usize>) -> &[u8] {
         self.buf.get(range).unwrap_or(&[])
     }

@@ -35,7 +35,8 @@ pub type CrcTable = crc::NoTable;
 /// The CRC computed over a whole valid frame, its own CRC bytes included.
 pub const CRC_RESIDUE: u16 = 0x0F47;
 
-/// Bytes COBS and the delimiter add to a frame whose decoded length is `len`.
+/// At most how many bytes COBS and the delimiter add to a frame whose decoded
+/// length is `len` (the exact figure is `len.saturating_sub(1) / 254 + 2`).
 pub const fn stream_overhead(len: usize) -> usize {
     len / 254 + 2
 }
