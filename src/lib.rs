@@ -22,6 +22,8 @@ macro_rules! assert_counted {
 
 #[cfg(feature = "demo")]
 pub mod demo;
+#[cfg(feature = "describe")]
+pub mod describe;
 pub mod driver;
 pub mod error;
 pub mod link;
@@ -44,6 +46,13 @@ pub use time::StdClock;
 
 /// Re-exported: the I/O traits a [`Link`] is made of.
 pub use embedded_io;
+
+/// Re-exported: postcard-schema, whose [`Schema`](schema::Schema) trait every
+/// argument and return type implements when feature `describe` is on. For your
+/// own types: `#[derive(wirecall::schema::Schema)]` with
+/// `#[postcard(crate = wirecall::schema)]`.
+#[cfg(feature = "describe")]
+pub use postcard_schema as schema;
 
 /// Re-exported so service definitions can use `wirecall::heapless::String<N>`
 /// with the serde support wirecall was built with.

@@ -47,6 +47,7 @@ macro_rules! service {
     (
         $(#[$mod_meta:meta])*
         $vis:vis mod $module:ident {
+            $(const VERSION: &str = $version:literal;)?
             $(
                 $(#[$meta:meta])*
                 fn $name:ident ( $($arg:ident : $ty:ty),* $(,)? ) $(-> $ret:ty)? = $id:literal $(, $flag:ident)?;
@@ -74,6 +75,11 @@ macro_rules! service {
 
             /// The service's name.
             pub const NAME: &str = stringify!($module);
+
+            /// The service's version, as declared (`const VERSION: &str = "...";`), or `""`.
+            pub const VERSION: &str = $crate::__version!($($version)?);
+
+            $crate::__describe! { $( $name ( $($arg : $ty),* ) $(-> $ret)? ; )* }
 
             /// `(name, method)` of every method, in definition order.
             pub const METHODS: &[(&str, $crate::Method)] = &[$((stringify!($name), methods::$name)),*];
@@ -107,6 +113,8 @@ macro_rules! service {
                         _ => Err($crate::Refused::UnknownMethod),
                     }
                 }
+
+                $crate::__dispatch_description!();
             }
 
             /// The typed client stub: each method makes one remote call.
@@ -123,6 +131,8 @@ macro_rules! service {
                         $crate::Call::call(&mut self.0, methods::$name, &($($arg,)*))
                     }
                 )*
+
+                $crate::__check_compatible!();
             }
         }
     };
@@ -153,4 +163,102 @@ macro_rules! __ret {
     ($ret:ty) => {
         $ret
     };
+}
+
+/// The version string of a service: declared, or empty.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __version {
+    () => {
+        ""
+    };
+    ($version:literal) => {
+        $version
+    };
+}
+
+/// With feature `describe`: the service's `DESCRIPTION` constant.
+#[cfg(feature = "describe")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __describe {
+    ( $( $name:ident ( $($arg:ident : $ty:ty),* ) $(-> $ret:ty)? ; )* ) => {
+        /// What the built-in `describe` reports about this service (PROTOCOL.md §3.2).
+        pub const DESCRIPTION: $crate::describe::Description = $crate::describe::Description {
+            name: NAME,
+            version: VERSION,
+            methods: &$crate::describe::by_id([$(
+                $crate::describe::MethodDescription {
+                    name: stringify!($name),
+                    id: ids::$name,
+                    flags: if methods::$name.idempotent { $crate::describe::FLAG_IDEMPOTENT } else { 0 },
+                    args: &$crate::schema::schema::NamedType {
+                        name: stringify!($name),
+                        ty: &$crate::schema::schema::DataModelType::Struct(&[$(
+                            &$crate::schema::schema::NamedValue {
+                                name: stringify!($arg),
+                                ty: <$ty as $crate::schema::Schema>::SCHEMA,
+                            }
+                        ),*]),
+                    },
+                    ret: <$crate::__ret!($($ret)?) as $crate::schema::Schema>::SCHEMA,
+                }
+            ),*]),
+        };
+    };
+}
+
+/// Without feature `describe`: nothing.
+#[cfg(not(feature = "describe"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __describe {
+    ($($t:tt)*) => {};
+}
+
+/// With feature `describe`: the dispatcher's `description`.
+#[cfg(feature = "describe")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __dispatch_description {
+    () => {
+        fn description(&self) -> ::core::option::Option<&'static $crate::describe::Description> {
+            ::core::option::Option::Some(&DESCRIPTION)
+        }
+    };
+}
+
+/// Without feature `describe`: nothing.
+#[cfg(not(feature = "describe"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __dispatch_description {
+    () => {};
+}
+
+/// With features `describe` and `std`: the stub's `check_compatible`.
+#[cfg(all(feature = "describe", feature = "std"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __check_compatible {
+    () => {
+        /// Checks that the device serves this service: one `describe` call
+        /// comparing fingerprints; on a mismatch the error names the first
+        /// difference (see [`wirecall::describe::remote::check`]).
+        ///
+        /// # Errors
+        /// [`DescribeError::Incompatible`]($crate::describe::remote::DescribeError::Incompatible)
+        /// on a mismatch, or why the device could not be asked.
+        pub fn check_compatible(&mut self) -> ::core::result::Result<(), $crate::describe::remote::DescribeError> {
+            $crate::describe::remote::check(&mut self.0, &DESCRIPTION)
+        }
+    };
+}
+
+/// Otherwise: nothing.
+#[cfg(not(all(feature = "describe", feature = "std")))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __check_compatible {
+    () => {};
 }

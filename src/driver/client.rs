@@ -19,11 +19,22 @@ pub trait Call {
     /// # Errors
     /// Every way a call can fail, each saying whether the handler ran: see [`Error`].
     fn call<A: Serialize + ?Sized, R: DeserializeOwned>(&mut self, method: Method, args: &A) -> Result<R, Error>;
+
+    /// The largest encoded value (a Reply's payload) this caller can receive;
+    /// what a chunked transfer such as `describe` asks for. 128 unless the
+    /// implementation knows better.
+    fn max_reply_len(&self) -> usize {
+        128
+    }
 }
 
 impl<T: Call + ?Sized> Call for &mut T {
     fn call<A: Serialize + ?Sized, R: DeserializeOwned>(&mut self, method: Method, args: &A) -> Result<R, Error> {
         (**self).call(method, args)
+    }
+
+    fn max_reply_len(&self) -> usize {
+        (**self).max_reply_len()
     }
 }
 
@@ -238,5 +249,10 @@ impl<L: Link, C: Clock, const RX: usize, const TX: usize> Client<L, C, RX, TX> {
 impl<L: Link, C: Clock, const RX: usize, const TX: usize> Call for Client<L, C, RX, TX> {
     fn call<A: Serialize + ?Sized, R: DeserializeOwned>(&mut self, method: Method, args: &A) -> Result<R, Error> {
         self.call_with(method, args, |bytes| crate::decode_exact::<R>(bytes))
+    }
+
+    /// The receive buffer less a frame's header and CRC.
+    fn max_reply_len(&self) -> usize {
+        RX.saturating_sub(crate::wire::HEADER_LEN + crate::wire::CRC_LEN)
     }
 }

@@ -117,6 +117,13 @@ impl Responder<'_> {
         Replied { len }
     }
 
+    /// The longest encoded value [`reply`](Responder::reply) can send: the
+    /// transmit buffer less a frame's header, CRC, COBS overhead and delimiter.
+    pub fn max_value_len(&self) -> usize {
+        let len = self.buf.len();
+        len.saturating_sub(crate::wire::HEADER_LEN + crate::wire::CRC_LEN + crate::wire::stream_overhead(len))
+    }
+
     /// Encodes an empty Reply (the value of a method returning `()`).
     pub fn reply_empty(self) -> Replied {
         Replied { len: frame_len(crate::wire::encode_empty_reply(self.seq, self.buf)) }
@@ -134,11 +141,23 @@ pub trait Dispatch {
     /// # Errors
     /// [`Refused`] when the request is turned down before any handler runs.
     fn dispatch(&mut self, method: u16, args: &[u8], responder: Responder<'_>) -> Result<Replied, Refused>;
+
+    /// What the built-in `describe` reports (feature `describe`); `None`
+    /// answers it UNIMPLEMENTED.
+    #[cfg(feature = "describe")]
+    fn description(&self) -> Option<&'static crate::describe::Description> {
+        None
+    }
 }
 
 impl<D: Dispatch + ?Sized> Dispatch for &mut D {
     fn dispatch(&mut self, method: u16, args: &[u8], responder: Responder<'_>) -> Result<Replied, Refused> {
         (**self).dispatch(method, args, responder)
+    }
+
+    #[cfg(feature = "describe")]
+    fn description(&self) -> Option<&'static crate::describe::Description> {
+        (**self).description()
     }
 }
 
@@ -155,7 +174,8 @@ const MIN_RX: usize = 13;
 pub mod builtin {
     /// `ping() -> ()`: answers at once; a session round trip and nothing else.
     pub const PING: u16 = 0xFF00;
-    /// `describe`: reserved; answered UNIMPLEMENTED in this version.
+    /// `describe(offset: u32, max: u16) -> (fingerprint: u64, total: u32, chunk: bytes)`:
+    /// a window of the service's description (feature `describe`; UNIMPLEMENTED without).
     pub const DESCRIBE: u16 = 0xFF01;
     /// `stats() -> ServerStats`: the server's counters (UNIMPLEMENTED without feature `stats`).
     pub const STATS: u16 = 0xFF02;
@@ -163,17 +183,31 @@ pub mod builtin {
 
 /// Answers a built-in method.
 #[cfg(feature = "builtins")]
-fn answer_builtin(
+fn answer_builtin<D: Dispatch + ?Sized>(
     method: u16,
     args: &[u8],
     responder: Responder<'_>,
     #[cfg(feature = "stats")] stats: &ServerStats,
+    service: &D,
 ) -> Result<Replied, Refused> {
-    let () = crate::__private::decode_args(args)?;
+    let _ = service;
     match method {
-        builtin::PING => Ok(responder.reply_empty()),
+        builtin::PING => {
+            let () = crate::__private::decode_args(args)?;
+            Ok(responder.reply_empty())
+        }
         #[cfg(feature = "stats")]
-        builtin::STATS => Ok(responder.reply(stats)),
+        builtin::STATS => {
+            let () = crate::__private::decode_args(args)?;
+            Ok(responder.reply(stats))
+        }
+        #[cfg(feature = "describe")]
+        builtin::DESCRIBE => {
+            let description = service.description().ok_or(Refused::UnknownMethod)?;
+            let (offset, max): crate::describe::DescribeArgs = crate::__private::decode_args(args)?;
+            let room = responder.max_value_len().saturating_sub(crate::describe::CHUNK_OVERHEAD);
+            Ok(responder.reply(&description.chunk(offset, max, room)))
+        }
         _ => Err(Refused::UnknownMethod),
     }
 }
@@ -400,6 +434,7 @@ impl<const RX: usize, const TX: usize> ServerMachine<RX, TX> {
                                     responder,
                                     #[cfg(feature = "stats")]
                                     &self.stats,
+                                    service,
                                 )
                             } else {
                                 service.dispatch(method, args, responder)

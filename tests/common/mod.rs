@@ -38,6 +38,7 @@ use wirecall::{Link, Server, StdClock};
 
 /// An application error, returned as a value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "describe", derive(wirecall::schema::Schema), postcard(crate = wirecall::schema))]
 pub enum DivError {
     DivideByZero,
 }
