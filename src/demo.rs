@@ -11,6 +11,7 @@ use crate::time::Clock;
 crate::service! {
     /// The demo service.
     pub mod demo {
+        const VERSION: &str = "1.0.0";
         /// Returns "Hello <name>" (cut short past 32 bytes).
         fn greet(name: &str) -> String<32> = 1;
         /// Adds two numbers, wrapping on overflow.

@@ -7,6 +7,7 @@
 /// wirecall::service! {
 ///     /// A greeter.
 ///     pub mod greeter {
+///         const VERSION: &str = "1.0.0"; // optional
 ///         /// Says hello to `name`.
 ///         fn greet(name: &str) -> wirecall::heapless::String<32> = 1;
 ///         /// Adds two numbers. Running it twice is harmless.
@@ -27,7 +28,13 @@
 ///   [`Call`](crate::Call) such as a [`Client`](crate::Client);
 /// - `mod ids`: one `u16` constant per method (`ids::greet == 1`);
 /// - `mod methods`: one [`Method`](crate::Method) constant per method (id and idempotency);
-/// - `NAME` (the module name) and `METHODS` (`(name, Method)` pairs, in definition order).
+/// - `NAME` (the module name), `VERSION` (as declared, or `""`) and `METHODS`
+///   (`(name, Method)` pairs, in definition order);
+/// - with feature `describe`: `DESCRIPTION`, what the built-in `describe`
+///   reports (every argument and return type must implement
+///   [`wirecall::schema::Schema`](crate::schema::Schema)), and on the stub, with
+///   feature `std` too, `check_compatible()`, which compares the device's
+///   fingerprint with this definition's before any call.
 ///
 /// `idempotent` after the id declares that running the method twice does no more
 /// than running it once. It changes one thing: when the server can no longer say
@@ -47,7 +54,7 @@ macro_rules! service {
     (
         $(#[$mod_meta:meta])*
         $vis:vis mod $module:ident {
-            $(const VERSION: &str = $version:literal;)?
+            $(const VERSION: &str = $version:expr;)?
             $(
                 $(#[$meta:meta])*
                 fn $name:ident ( $($arg:ident : $ty:ty),* $(,)? ) $(-> $ret:ty)? = $id:literal $(, $flag:ident)?;
@@ -172,7 +179,7 @@ macro_rules! __version {
     () => {
         ""
     };
-    ($version:literal) => {
+    ($version:expr) => {
         $version
     };
 }

@@ -255,6 +255,7 @@ pub fn fetch<C: Call + ?Sized>(client: &mut C) -> Result<RemoteDescription, Desc
                 break;
             }
         }
+        check_depth(&document).map_err(|why| DescribeError::BadDocument(why.into()))?;
         let description: RemoteDescription = crate::decode_exact(&document)
             .ok_or_else(|| DescribeError::BadDocument("the document does not decode".into()))?;
         let fingerprint = Fingerprint(fingerprint.unwrap_or_default());
@@ -286,4 +287,138 @@ pub fn check<C: Call + ?Sized>(client: &mut C, ours: &Description) -> Result<(),
         .first_difference(&device)
         .unwrap_or_else(|| "the fingerprints differ, the decoded descriptions do not".to_string());
     Err(DescribeError::Incompatible { ours: ours_fp, device: device_fp, first_difference })
+}
+
+/// The deepest a type in a fetched description may nest (`Option<Option<u8>>`
+/// is 3 deep). Decoding a schema is recursive: the limit keeps a hostile or
+/// broken device from exhausting the host's stack.
+pub const MAX_SCHEMA_DEPTH: usize = 32;
+
+/// Walks a document (PROTOCOL.md §3.2) without building anything, checking
+/// that each type nests at most [`MAX_SCHEMA_DEPTH`] deep. Its recursion is
+/// bounded by that limit.
+fn check_depth(document: &[u8]) -> Result<(), &'static str> {
+    let mut walk = Walk { rest: document };
+    walk.string()?; // name
+    walk.string()?; // version
+    for _ in 0..walk.varint()? {
+        walk.string()?; // method name
+        walk.varint()?; // id
+        walk.byte()?; // flags
+        walk.named_type(1)?; // args
+        walk.named_type(1)?; // ret
+    }
+    Ok(())
+}
+
+struct Walk<'a> {
+    rest: &'a [u8],
+}
+
+const TRUNCATED: &str = "the document ends inside a value";
+
+impl Walk<'_> {
+    fn byte(&mut self) -> Result<u8, &'static str> {
+        let (&first, rest) = self.rest.split_first().ok_or(TRUNCATED)?;
+        self.rest = rest;
+        Ok(first)
+    }
+
+    fn varint(&mut self) -> Result<u32, &'static str> {
+        let mut value = 0u32;
+        for shift in (0..35).step_by(7) {
+            let byte = self.byte()?;
+            value |= u32::from(byte & 0x7F).checked_shl(shift).unwrap_or(0);
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err("a length or id is not a valid varint")
+    }
+
+    fn string(&mut self) -> Result<(), &'static str> {
+        let len = self.varint()? as usize;
+        self.rest = self.rest.get(len..).ok_or(TRUNCATED)?;
+        Ok(())
+    }
+
+    fn named_type(&mut self, depth: usize) -> Result<(), &'static str> {
+        if depth > MAX_SCHEMA_DEPTH {
+            return Err("a type nests deeper than MAX_SCHEMA_DEPTH");
+        }
+        self.string()?;
+        match self.varint()? {
+            0..=17 | 19 | 20 | 28 => Ok(()),
+            18 | 21 | 22 => self.named_type(depth + 1),
+            23 | 24 => self.each(|walk| walk.named_type(depth + 1)),
+            25 => {
+                self.named_type(depth + 1)?;
+                self.named_type(depth + 1)
+            }
+            26 => self.each(|walk| {
+                walk.string()?;
+                walk.named_type(depth + 1)
+            }),
+            27 => self.each(|walk| {
+                walk.string()?;
+                match walk.varint()? {
+                    0 => Ok(()),
+                    1 => walk.named_type(depth + 1),
+                    2 => walk.each(|walk| walk.named_type(depth + 1)),
+                    3 => walk.each(|walk| {
+                        walk.string()?;
+                        walk.named_type(depth + 1)
+                    }),
+                    _ => Err("an enum variant has an unknown kind"),
+                }
+            }),
+            _ => Err("a type has an unknown kind"),
+        }
+    }
+
+    /// A length, then that many items. Each item takes at least one byte, so a
+    /// huge length ends at the end of the document, not in a long loop.
+    fn each(&mut self, mut item: impl FnMut(&mut Self) -> Result<(), &'static str>) -> Result<(), &'static str> {
+        for _ in 0..self.varint()? {
+            item(self)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nested_options(depth: usize) -> std::vec::Vec<u8> {
+        // name "s", version "", one method "m" id 1 flags 0, args: `depth` nested
+        // Options around a u8, ret: unit.
+        let mut doc = std::vec![1, b's', 0, 1, 1, b'm', 1, 0];
+        for _ in 0..depth - 1 {
+            doc.extend_from_slice(&[1, b'o', 18]);
+        }
+        doc.extend_from_slice(&[2, b'u', b'8', 2]);
+        doc.extend_from_slice(&[2, b'(', b')', 19]);
+        doc
+    }
+
+    #[test]
+    fn the_depth_walk_agrees_with_the_decoder() {
+        let doc = nested_options(MAX_SCHEMA_DEPTH);
+        assert_eq!(check_depth(&doc), Ok(()));
+        let decoded: RemoteDescription = crate::decode_exact(&doc).unwrap();
+        assert_eq!(decoded.methods[0].ret.ty, OwnedDataModelType::Unit);
+        assert!(check_depth(&nested_options(MAX_SCHEMA_DEPTH + 1)).is_err());
+        // Deep enough to overflow a recursive decoder's stack: refused without recursing.
+        assert!(check_depth(&nested_options(1_000_000)).is_err());
+        for cut in 0..doc.len() {
+            assert!(check_depth(&doc[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn the_depth_walk_accepts_every_real_description() {
+        let doc = postcard::to_allocvec(&crate::demo::demo::DESCRIPTION).unwrap();
+        assert_eq!(check_depth(&doc), Ok(()));
+    }
 }
