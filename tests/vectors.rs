@@ -49,7 +49,7 @@ fn vector(name: &str) -> Vec<u8> {
 }
 
 fn encoded(name: &str) -> Vec<u8> {
-    let mut buf = [0u8; 64];
+    let mut buf = [0u8; 160];
     let frame = match name {
         "hello" => encode_hello(0xffff, 0, true, &mut buf),
         "welcome" => encode_welcome(0xffff, 0, false, 1, &mut buf),
@@ -67,14 +67,32 @@ fn encoded(name: &str) -> Vec<u8> {
         "unknown_method_status" => encode_status(2, Status::Unimplemented, &mut buf),
         "wrapped_seq_request" => encode_request(0xffff, 2, &(-1i32, 300i32), &mut buf),
         "large_method_id_request" => encode_request(7, 0x0180, &(), &mut buf),
+        "describe_request" => encode_request(0, wirecall::machine::builtin::DESCRIBE, &(0u32, 255u16), &mut buf),
+        "describe_reply" => {
+            // (fingerprint, total, chunk): the whole document in one chunk.
+            let document = example_document();
+            encode_reply(0, &(0xde33_f72c_90a6_e335u64, document.len() as u32, document.as_slice()), &mut buf)
+        }
         other => panic!("PROTOCOL.md has a vector {other} that no test checks"),
     };
     frame.unwrap().to_vec()
 }
 
+/// The example service's describe document (PROTOCOL.md §3.2), as §9 spells it out.
+fn example_document() -> Vec<u8> {
+    unhex(concat!(
+        "076578616d706c650002",
+        "0567726565740100",
+        "0567726565741a01046e616d6503737472101368656170",
+        "6c6573733a3a537472696e673c4e3e10",
+        "036164640200",
+        "036164641a0201610369333204016203693332040369333204",
+    ))
+}
+
 /// Decodes one on-wire frame; returns its decoded bytes (CRC removed) and the bytes consumed.
 fn decode(bytes: &[u8]) -> (Vec<u8>, usize) {
-    let mut dec = FrameDecoder::<64>::new();
+    let mut dec = FrameDecoder::<160>::new();
     let (used, event) = dec.feed(bytes);
     assert_eq!(event, Some(Decoded::Frame), "{}", hex(bytes));
     (dec.frame().to_vec(), used)
@@ -120,6 +138,27 @@ fn decoding_every_vector_gives_its_fields() {
     expect("resumed_welcome", Frame::Welcome { seq: 3, boot_id: 0xa1b2_c3d4, resumed: true, window: 1 });
     expect("ping_request", Frame::Request { seq: 5, method: 0xff00, args: &[] });
     expect("ping_reply", Frame::Reply { seq: 5, value: &[] });
+    expect("describe_request", Frame::Request { seq: 0, method: 0xff01, args: &[0x00, 0xff, 0x01] });
+    let (decoded, _) = decode(&vector("describe_reply"));
+    let Ok(Frame::Reply { seq: 0, value }) = Frame::parse(&decoded) else { panic!("describe_reply is a Reply") };
+    let (fingerprint, total, chunk): (u64, u32, &[u8]) = postcard::from_bytes(value).unwrap();
+    assert_eq!((fingerprint, total, chunk), (0xde33_f72c_90a6_e335, 88, example_document().as_slice()));
+}
+
+#[cfg(feature = "describe")]
+#[test]
+fn the_example_description_is_the_spec_document() {
+    assert_eq!(hex(&postcard::to_allocvec(&example::DESCRIPTION).unwrap()), hex(&example_document()));
+    assert_eq!(example::DESCRIPTION.fingerprint().0, 0xde33_f72c_90a6_e335);
+    // A server with a transmit buffer large enough answers the vector with the vector.
+    let mut server = ServerMachine::<64, 160>::new();
+    let mut service = example::Dispatcher(Example);
+    for (request, answer) in [("hello", "welcome"), ("describe_request", "describe_reply")] {
+        let bytes = vector(request);
+        assert_eq!(server.receive(&bytes, Instant::ZERO, &mut service), bytes.len());
+        assert_eq!(hex(server.outgoing()), hex(&vector(answer)), "{request}");
+        server.wrote(server.outgoing().len());
+    }
 }
 
 #[test]

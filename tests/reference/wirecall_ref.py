@@ -2,7 +2,7 @@
 """An independent reference encoder/decoder for wirecall wire protocol v1,
 written from PROTOCOL.md alone (no code shared with the Rust crate).
 
-It produces the test vectors of PROTOCOL.md §8; tests/vectors.rs checks the
+It produces the test vectors of PROTOCOL.md §9; tests/vectors.rs checks the
 Rust crate against the same bytes. Run it to print the vectors:
 
     python3 tests/reference/wirecall_ref.py
@@ -101,6 +101,49 @@ def welcome(seq: int, boot_id: int, resumed: bool, window: int) -> bytes:
     return frame(KIND_WELCOME, seq, boot_id.to_bytes(4, "little") + bytes([1 if resumed else 0, window]))
 
 
+def crc64_xz(data: bytes) -> int:
+    """CRC-64/XZ: poly 0x42F0E1EBA9EA3693 reflected, init and xorout all ones."""
+    crc = 0xFFFFFFFFFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xC96C5795D7870F42 if crc & 1 else crc >> 1
+    return crc ^ 0xFFFFFFFFFFFFFFFF
+
+
+# DataModelType tags of PROTOCOL.md §3.2.
+T_I32, T_STRING, T_STRUCT = 4, 16, 26
+
+
+def named_type(name: str, tag: int, payload: bytes = b"") -> bytes:
+    return string(name) + varint(tag) + payload
+
+
+def struct(name: str, fields) -> bytes:
+    body = varint(len(fields)) + b"".join(string(n) + t for n, t in fields)
+    return named_type(name, T_STRUCT, body)
+
+
+def method_entry(name: str, method_id: int, flags: int, args, ret: bytes) -> bytes:
+    return string(name) + varint(method_id) + bytes([flags]) + struct(name, args) + ret
+
+
+def description(name: str, version: str, methods) -> tuple:
+    """The document and its fingerprint (CRC-64/XZ over name and methods)."""
+    methods = sorted(methods, key=lambda m: m[1])
+    encoded = varint(len(methods)) + b"".join(method_entry(*m) for m in methods)
+    document = string(name) + string(version) + encoded
+    return document, crc64_xz(string(name) + encoded)
+
+
+# PROTOCOL.md's example service: greet(name: &str) -> String<32> = 1; add(a: i32, b: i32) -> i32 = 2.
+I32 = named_type("i32", T_I32)
+EXAMPLE_DOC, EXAMPLE_FINGERPRINT = description("example", "", [
+    ("greet", 1, 0, [("name", named_type("str", T_STRING))], named_type("heapless::String<N>", T_STRING)),
+    ("add", 2, 0, [("a", I32), ("b", I32)], I32),
+])
+
+
 def parse(wire: bytes):
     """Decodes one on-wire frame (delimiter included) into (kind, seq, body)."""
     assert wire[-1] == 0
@@ -129,10 +172,14 @@ VECTORS = [
     ("resumed_welcome", welcome(3, 0xA1B2C3D4, True, 1)),
     ("ping_request", request(5, 0xFF00, b"")),
     ("ping_reply", reply(5, b"")),
+    ("describe_request", request(0, 0xFF01, varint(0) + varint(255))),
+    ("describe_reply", reply(0, varint(EXAMPLE_FINGERPRINT) + varint(len(EXAMPLE_DOC)) + varint(len(EXAMPLE_DOC))
+                         + EXAMPLE_DOC)),
 ]
 
 if __name__ == "__main__":
     assert crc16_ibm_sdlc(b"123456789") == 0x906E, "catalogue check value"
+    assert crc64_xz(b"123456789") == 0x995DC9BBDF1939FA, "catalogue check value"
     for name, wire in VECTORS:
         kind, seq, body = parse(wire)
         assert frame(kind, seq, body) == wire
