@@ -212,6 +212,15 @@ macro_rules! __describe {
                 }
             ),*]),
         };
+
+        const __DOCUMENT_LEN: usize = DESCRIPTION.document_len();
+
+        /// `DESCRIPTION` encoded, with its fingerprint: what the server sends
+        /// (computed at compile time; a firmware holds only these bytes).
+        pub const DOCUMENT: $crate::describe::Document = $crate::describe::Document {
+            bytes: &DESCRIPTION.document::<__DOCUMENT_LEN>(),
+            fingerprint: DESCRIPTION.fingerprint(),
+        };
     };
 }
 
@@ -229,8 +238,8 @@ macro_rules! __describe {
 #[macro_export]
 macro_rules! __dispatch_description {
     () => {
-        fn description(&self) -> ::core::option::Option<&'static $crate::describe::Description> {
-            ::core::option::Option::Some(&DESCRIPTION)
+        fn document(&self) -> ::core::option::Option<&'static $crate::describe::Document> {
+            ::core::option::Option::Some(&DOCUMENT)
         }
     };
 }

@@ -2,26 +2,24 @@
 //! built-in `describe` method reports it (PROTOCOL.md §3.2).
 //!
 //! The [`service!`](crate::service!) macro builds one [`Description`] per
-//! service, in `const` context: the service's name and version and, for each
-//! method, its name, id, flags and the [postcard-schema](postcard_schema)
-//! schemas of its arguments and its value. It lives in flash; nothing is built
-//! at run time.
+//! service: the service's name and version and, for each method, its name, id,
+//! flags and the [postcard-schema](postcard_schema) schemas of its arguments
+//! and its value. From it, at compile time, it encodes the *document* the
+//! server sends ([`Document`]: the postcard encoding of the description) and
+//! its [`Fingerprint`]. A firmware holds those bytes and nothing else: no
+//! schema tree, no serializer for it, no CRC-64 code. `describe` copies a
+//! window of the bytes into a reply.
 //!
-//! The *document* is the postcard encoding of the description. A server sends
-//! it in chunks ([`Chunk`]) that fit its transmit buffer and the client's
-//! receive buffer, encoding it again for each one: no buffer holds it whole.
-//! The [`Fingerprint`] covers everything that decides whether two sides
-//! understand each other's bytes: the service name and the methods, not the
-//! version string.
+//! The fingerprint covers everything that decides whether two sides understand
+//! each other's bytes: the service name and the methods, not the version string.
 //!
 //! On the host (feature `std`), [`remote`] fetches a device's document, decodes
 //! it, and compares it with a client's own description, naming the first
 //! difference.
 
 use serde::Serialize;
-use serde::ser::{SerializeTuple, Serializer};
 
-use postcard_schema::schema::NamedType;
+use postcard_schema::schema::{DataModelType, DataModelVariant, NamedType, NamedValue};
 
 #[cfg(feature = "std")]
 pub mod remote;
@@ -70,68 +68,221 @@ impl core::fmt::Display for Fingerprint {
     }
 }
 
-/// CRC-64/XZ, bit by bit: describing is rare, and a table would cost 2 KiB of flash.
-static CRC64: crc::Crc<u64, crc::NoTable> = crc::Crc::<u64, crc::NoTable>::new(&crc::CRC_64_XZ);
-
-/// A postcard flavor that writes nothing: it digests and counts what passes.
-struct Digest {
-    digest: crc::Digest<'static, u64, crc::NoTable>,
-    len: u32,
+/// What a server sends for `describe`: the encoded description and its
+/// fingerprint, computed at compile time. Built by
+/// [`service!`](crate::service!) as the constant `DOCUMENT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Document {
+    /// The postcard encoding of the [`Description`] (PROTOCOL.md §3.2).
+    pub bytes: &'static [u8],
+    /// Its fingerprint.
+    pub fingerprint: Fingerprint,
 }
 
-impl postcard::ser_flavors::Flavor for Digest {
-    type Output = (u64, u32);
-
-    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
-        self.digest.update(&[byte]);
-        self.len = self.len.wrapping_add(1);
-        Ok(())
-    }
-
-    fn finalize(self) -> postcard::Result<(u64, u32)> {
-        Ok((self.digest.finalize(), self.len))
-    }
-}
-
-/// The CRC-64/XZ and length of the postcard encoding of `value`.
-pub(crate) fn digest<T: Serialize + ?Sized>(value: &T) -> (Fingerprint, u32) {
-    let flavor = Digest { digest: CRC64.digest(), len: 0 };
-    // Digest never fails; a value that cannot be serialized digests as nothing.
-    let (crc, len) = postcard::serialize_with_flavor(value, flavor).unwrap_or((0, 0));
-    (Fingerprint(crc), len)
-}
-
-/// The number of bytes postcard's varint takes for `n`.
-const fn varint_len(mut n: u32) -> u32 {
-    let mut len = 1;
-    while n >= 0x80 {
-        n >>= 7;
-        len += 1;
-    }
-    len
-}
+/// CRC-64/XZ, bit by bit (it runs at compile time on a firmware, and only on
+/// hosts at run time).
+const CRC64: crc::Crc<u64, crc::NoTable> = crc::Crc::<u64, crc::NoTable>::new(&crc::CRC_64_XZ);
 
 impl Description {
+    /// The length of the encoded document.
+    pub const fn document_len(&self) -> usize {
+        let mut empty = [];
+        self.encode_into(&mut empty).0
+    }
+
+    /// The encoded document, for `N` = [`document_len`](Self::document_len).
+    ///
+    /// # Panics
+    /// If `N` is not the document's length: at compile time, in the `const`
+    /// that [`service!`](crate::service!) defines.
+    pub const fn document<const N: usize>(&self) -> [u8; N] {
+        let mut bytes = [0u8; N];
+        let (len, _) = self.encode_into(&mut bytes);
+        assert!(len == N, "wirecall: the describe document is not N bytes long");
+        bytes
+    }
+
     /// The fingerprint of this description.
-    pub fn fingerprint(&self) -> Fingerprint {
-        digest(&(self.name, self.methods)).0
+    pub const fn fingerprint(&self) -> Fingerprint {
+        let mut empty = [];
+        self.encode_into(&mut empty).1
     }
 
-    /// The fingerprint, and the length of the whole document.
-    fn fingerprint_and_len(&self) -> (Fingerprint, u32) {
-        let (fingerprint, len) = digest(&(self.name, self.methods));
-        let version = self.version.len() as u32;
-        (fingerprint, len + varint_len(version) + version)
+    /// Encodes the document into `out` (as much as fits), digesting all but
+    /// the version; returns the whole length and the fingerprint.
+    const fn encode_into(&self, out: &mut [u8]) -> (usize, Fingerprint) {
+        let mut e = Encoder { out, len: 0, digest: CRC64.digest(), digesting: true };
+        e.str(self.name);
+        e.digesting = false;
+        e.str(self.version);
+        e.digesting = true;
+        e.varint(self.methods.len() as u64);
+        let mut i = 0;
+        while i < self.methods.len() {
+            let method = &self.methods[i];
+            e.str(method.name);
+            e.varint(method.id as u64);
+            e.byte(method.flags);
+            e.named_type(method.args);
+            e.named_type(method.ret);
+            i += 1;
+        }
+        let Encoder { len, digest, .. } = e;
+        (len, Fingerprint(digest.finalize()))
+    }
+}
+
+/// Writes postcard's encoding of a description in `const` context, where
+/// serde cannot run. `tests::const_encoding_is_postcards` checks it against
+/// postcard for every kind of type.
+struct Encoder<'o> {
+    out: &'o mut [u8],
+    len: usize,
+    digest: crc::Digest<'static, u64, crc::NoTable>,
+    digesting: bool,
+}
+
+impl Encoder<'_> {
+    const fn byte(&mut self, byte: u8) {
+        if self.len < self.out.len() {
+            self.out[self.len] = byte;
+        }
+        self.len += 1;
+        if self.digesting {
+            self.digest.update(&[byte]);
+        }
     }
 
-    /// The `describe` reply for the window `offset .. offset + max` of the
-    /// document, cut to at most `room` chunk bytes.
-    pub(crate) fn chunk(&'static self, offset: u32, max: u16, room: usize) -> Chunk {
-        let (fingerprint, total) = self.fingerprint_and_len();
-        let left = total.saturating_sub(offset);
-        let len = left.min(u32::from(max)).min(u32::try_from(room).unwrap_or(u32::MAX));
-        Chunk { fingerprint, total, offset, len, description: self }
+    const fn varint(&mut self, mut n: u64) {
+        while n >= 0x80 {
+            self.byte((n as u8) | 0x80);
+            n >>= 7;
+        }
+        self.byte(n as u8);
     }
+
+    const fn str(&mut self, s: &str) {
+        let bytes = s.as_bytes();
+        self.varint(bytes.len() as u64);
+        let mut i = 0;
+        while i < bytes.len() {
+            self.byte(bytes[i]);
+            i += 1;
+        }
+    }
+
+    const fn named_type(&mut self, ty: &NamedType) {
+        self.str(ty.name);
+        self.data_model_type(ty.ty);
+    }
+
+    const fn named_types(&mut self, types: &[&NamedType]) {
+        self.varint(types.len() as u64);
+        let mut i = 0;
+        while i < types.len() {
+            self.named_type(types[i]);
+            i += 1;
+        }
+    }
+
+    const fn named_values(&mut self, values: &[&NamedValue]) {
+        self.varint(values.len() as u64);
+        let mut i = 0;
+        while i < values.len() {
+            self.str(values[i].name);
+            self.named_type(values[i].ty);
+            i += 1;
+        }
+    }
+
+    /// The tag is the variant's position in `DataModelType` (serde's variant index).
+    const fn data_model_type(&mut self, ty: &DataModelType) {
+        use DataModelType as T;
+        match ty {
+            T::Bool => self.byte(0),
+            T::I8 => self.byte(1),
+            T::U8 => self.byte(2),
+            T::I16 => self.byte(3),
+            T::I32 => self.byte(4),
+            T::I64 => self.byte(5),
+            T::I128 => self.byte(6),
+            T::U16 => self.byte(7),
+            T::U32 => self.byte(8),
+            T::U64 => self.byte(9),
+            T::U128 => self.byte(10),
+            T::Usize => self.byte(11),
+            T::Isize => self.byte(12),
+            T::F32 => self.byte(13),
+            T::F64 => self.byte(14),
+            T::Char => self.byte(15),
+            T::String => self.byte(16),
+            T::ByteArray => self.byte(17),
+            T::Option(inner) => {
+                self.byte(18);
+                self.named_type(inner);
+            }
+            T::Unit => self.byte(19),
+            T::UnitStruct => self.byte(20),
+            T::NewtypeStruct(inner) => {
+                self.byte(21);
+                self.named_type(inner);
+            }
+            T::Seq(inner) => {
+                self.byte(22);
+                self.named_type(inner);
+            }
+            T::Tuple(types) => {
+                self.byte(23);
+                self.named_types(types);
+            }
+            T::TupleStruct(types) => {
+                self.byte(24);
+                self.named_types(types);
+            }
+            T::Map { key, val } => {
+                self.byte(25);
+                self.named_type(key);
+                self.named_type(val);
+            }
+            T::Struct(fields) => {
+                self.byte(26);
+                self.named_values(fields);
+            }
+            T::Enum(variants) => {
+                self.byte(27);
+                self.varint(variants.len() as u64);
+                let mut i = 0;
+                while i < variants.len() {
+                    self.str(variants[i].name);
+                    match variants[i].ty {
+                        DataModelVariant::UnitVariant => self.byte(0),
+                        DataModelVariant::NewtypeVariant(inner) => {
+                            self.byte(1);
+                            self.named_type(inner);
+                        }
+                        DataModelVariant::TupleVariant(types) => {
+                            self.byte(2);
+                            self.named_types(types);
+                        }
+                        DataModelVariant::StructVariant(fields) => {
+                            self.byte(3);
+                            self.named_values(fields);
+                        }
+                    }
+                    i += 1;
+                }
+            }
+            T::Schema => self.byte(28),
+        }
+    }
+}
+
+/// The CRC-64/XZ and length of the postcard encoding of `value`, at run time
+/// (for descriptions decoded on a host).
+#[cfg(feature = "std")]
+pub(crate) fn digest<T: Serialize + ?Sized>(value: &T) -> Fingerprint {
+    let bytes = postcard::to_stdvec(value).unwrap_or_default();
+    Fingerprint(CRC64.checksum(&bytes))
 }
 
 /// `methods` sorted by id, in `const` context: the document lists methods by
@@ -157,67 +308,16 @@ pub type DescribeArgs = (u32, u16);
 
 /// Bytes of a `describe` reply besides the chunk: the fingerprint (up to 10) and
 /// the total length and the chunk length (up to 5 each).
-pub(crate) const CHUNK_OVERHEAD: usize = 20;
+pub const CHUNK_OVERHEAD: usize = 20;
 
-/// A `describe` reply: `(fingerprint: u64, total: u32, chunk: bytes)` in
-/// postcard, the chunk being `document[offset .. offset + len]`.
-pub(crate) struct Chunk {
-    fingerprint: Fingerprint,
-    total: u32,
-    offset: u32,
-    len: u32,
-    description: &'static Description,
-}
-
-impl Serialize for Chunk {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        // The chunk is written as postcard writes bytes (a varint length, then
-        // the bytes), by encoding the document again and passing on its bytes
-        // in the window: no buffer holds the document.
-        let mut tuple = serializer.serialize_tuple(3 + self.len as usize)?;
-        tuple.serialize_element(&self.fingerprint.0)?;
-        tuple.serialize_element(&self.total)?;
-        tuple.serialize_element(&self.len)?;
-        let mut failed = None;
-        let window = Window::<S> {
-            tuple: &mut tuple,
-            at: 0,
-            start: self.offset,
-            end: self.offset.saturating_add(self.len),
-            failed: &mut failed,
-        };
-        if let Err(error) = postcard::serialize_with_flavor(self.description, window) {
-            return Err(failed.unwrap_or_else(|| serde::ser::Error::custom(error)));
-        }
-        tuple.end()
-    }
-}
-
-/// A postcard flavor passing the bytes in `start..end` to an outer serializer.
-struct Window<'t, S: Serializer> {
-    tuple: &'t mut S::SerializeTuple,
-    at: u32,
-    start: u32,
-    end: u32,
-    failed: &'t mut Option<S::Error>,
-}
-
-impl<S: Serializer> postcard::ser_flavors::Flavor for Window<'_, S> {
-    type Output = ();
-
-    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
-        if (self.start..self.end).contains(&self.at) {
-            if let Err(error) = self.tuple.serialize_element(&byte) {
-                *self.failed = Some(error);
-                return Err(postcard::Error::SerializeBufferFull);
-            }
-        }
-        self.at = self.at.wrapping_add(1);
-        Ok(())
-    }
-
-    fn finalize(self) -> postcard::Result<()> {
-        Ok(())
+impl Document {
+    /// The `describe` reply for the window `offset .. offset + max` of the
+    /// document, cut to at most `room` bytes: `(fingerprint, total, chunk)`.
+    pub fn chunk(&self, offset: u32, max: u16, room: usize) -> (u64, u32, &'static [u8]) {
+        let bytes = self.bytes;
+        let start = (offset as usize).min(bytes.len());
+        let end = start.saturating_add(usize::from(max).min(room)).min(bytes.len());
+        (self.fingerprint.0, bytes.len() as u32, bytes.get(start..end).unwrap_or(&[]))
     }
 }
 
@@ -225,6 +325,8 @@ impl<S: Serializer> postcard::ser_flavors::Flavor for Window<'_, S> {
 #[allow(dead_code)]
 mod tests {
     use super::*;
+    use postcard_schema::Schema;
+    use serde::Deserialize;
     use std::vec::Vec;
 
     crate::service! {
@@ -241,7 +343,7 @@ mod tests {
     }
 
     #[test]
-    fn the_macro_describes_every_method() {
+    fn the_macro_describes_every_method_by_id() {
         let d = probe::DESCRIPTION;
         assert_eq!((d.name, d.version, d.methods.len()), ("probe", "1.2.0", 3));
         let names: Vec<_> = d.methods.iter().map(|m| (m.name, m.id)).collect();
@@ -249,53 +351,104 @@ mod tests {
         let add = d.methods[1];
         assert_eq!((add.name, add.id, add.flags), ("add", 2, FLAG_IDEMPOTENT));
         assert_eq!(d.methods[2].flags, 0);
-        assert_eq!(*d.methods[2].ret, *<() as postcard_schema::Schema>::SCHEMA);
+        assert_eq!(*d.methods[2].ret, *<() as Schema>::SCHEMA);
+    }
+
+    #[test]
+    fn the_document_is_postcards_encoding_and_the_fingerprint_skips_the_version() {
+        assert_eq!(probe::DOCUMENT.bytes, document().as_slice());
+        let without_version = postcard::to_allocvec(&(probe::DESCRIPTION.name, probe::DESCRIPTION.methods)).unwrap();
+        assert_eq!(probe::DOCUMENT.fingerprint, Fingerprint(CRC64.checksum(&without_version)));
+        assert_eq!(probe::DESCRIPTION.fingerprint(), probe::DOCUMENT.fingerprint);
+    }
+
+    /// Every kind of type postcard-schema knows, to check the const encoder's tags.
+    #[derive(Serialize, Deserialize, Schema)]
+    struct Everything {
+        b: bool,
+        i: (i8, i16, i32, i64, i128),
+        u: (u8, u16, u32, u64, u128),
+        floats: (f32, f64),
+        c: char,
+        s: crate::heapless::String<4>,
+        o: Option<u8>,
+        unit: (),
+        unit_struct: UnitStruct,
+        newtype: Newtype,
+        seq: crate::heapless::Vec<u16, 4>,
+        array: [u8; 3],
+        tuple_struct: TupleStruct,
+        e: Enum,
+    }
+    #[derive(Serialize, Deserialize, Schema)]
+    struct UnitStruct;
+    #[derive(Serialize, Deserialize, Schema)]
+    struct Newtype(u8);
+    #[derive(Serialize, Deserialize, Schema)]
+    struct TupleStruct(u8, i8);
+    #[derive(Serialize, Deserialize, Schema)]
+    enum Enum {
+        Unit,
+        Newtype(u8),
+        Tuple(u8, u8),
+        Struct { x: u8 },
+    }
+
+    const MAP: NamedType = NamedType {
+        name: "Map",
+        ty: &DataModelType::Map { key: <u8 as Schema>::SCHEMA, val: <bool as Schema>::SCHEMA },
+    };
+    const SCHEMA: NamedType = NamedType { name: "Schema", ty: &DataModelType::Schema };
+    const BYTES: NamedType = NamedType { name: "Bytes", ty: &DataModelType::ByteArray };
+    const USIZE: NamedType = NamedType { name: "usize", ty: &DataModelType::Usize };
+    const ISIZE: NamedType = NamedType { name: "isize", ty: &DataModelType::Isize };
+
+    const ALL: Description = Description {
+        name: "all",
+        version: "",
+        methods: &[MethodDescription {
+            name: "m",
+            id: 0x1234,
+            flags: 1,
+            args: Everything::SCHEMA,
+            ret: &NamedType { name: "t", ty: &DataModelType::Tuple(&[&MAP, &SCHEMA, &BYTES, &USIZE, &ISIZE]) },
+        }],
+    };
+    const ALL_LEN: usize = ALL.document_len();
+    const ALL_DOCUMENT: [u8; ALL_LEN] = ALL.document::<ALL_LEN>();
+
+    #[test]
+    fn const_encoding_is_postcards() {
+        assert_eq!(&ALL_DOCUMENT[..], &postcard::to_allocvec(&ALL).unwrap()[..]);
     }
 
     #[test]
     fn chunks_put_together_are_the_document() {
         let doc = document();
-        let (_, total) = probe::DESCRIPTION.fingerprint_and_len();
-        assert_eq!(total as usize, doc.len());
         for size in [1u16, 7, 64, 1000] {
             let mut joined = Vec::new();
-            let mut offset = 0;
             loop {
-                let chunk = probe::DESCRIPTION.chunk(offset, size, usize::MAX);
-                let bytes = postcard::to_allocvec(&chunk).unwrap();
-                let (fp, total, part): (u64, u32, Vec<u8>) = postcard::from_bytes(&bytes).unwrap();
-                assert_eq!(fp, probe::DESCRIPTION.fingerprint().0);
-                assert_eq!(total as usize, doc.len());
+                let (fp, total, part) = probe::DOCUMENT.chunk(joined.len() as u32, size, usize::MAX);
+                assert_eq!((fp, total as usize), (probe::DOCUMENT.fingerprint.0, doc.len()));
                 if part.is_empty() {
                     break;
                 }
-                offset += part.len() as u32;
-                joined.extend_from_slice(&part);
+                joined.extend_from_slice(part);
             }
             assert_eq!(joined, doc, "chunk size {size}");
         }
+        assert_eq!(probe::DOCUMENT.chunk(0, 1000, 5).2, &doc[..5], "the room given is respected");
+        assert_eq!(probe::DOCUMENT.chunk(u32::MAX, u16::MAX, usize::MAX).2, &[] as &[u8]);
     }
 
     #[test]
-    fn a_chunk_respects_the_room_given() {
-        let chunk = probe::DESCRIPTION.chunk(0, 1000, 5);
-        let bytes = postcard::to_allocvec(&chunk).unwrap();
-        let (_, _, part): (u64, u32, Vec<u8>) = postcard::from_bytes(&bytes).unwrap();
-        assert_eq!(part, document()[..5]);
-        let past_the_end = probe::DESCRIPTION.chunk(10_000, 1000, 1000);
-        let bytes = postcard::to_allocvec(&past_the_end).unwrap();
-        let (_, _, part): (u64, u32, Vec<u8>) = postcard::from_bytes(&bytes).unwrap();
-        assert!(part.is_empty());
-    }
-
-    #[test]
-    fn the_fingerprint_ignores_the_version_and_sees_a_changed_type() {
+    fn the_fingerprint_ignores_the_version_and_order_and_sees_a_changed_type() {
         crate::service! {
             pub mod probe2 {
                 const VERSION: &str = "9";
-                fn add(a: i32, b: i32) -> i32 = 2, idempotent;
-                fn greet(name: &str) -> crate::heapless::String<8> = 1;
                 fn reset() = 7;
+                fn greet(name: &str) -> crate::heapless::String<8> = 1;
+                fn add(a: i32, b: i32) -> i32 = 2, idempotent;
             }
         }
         crate::service! {

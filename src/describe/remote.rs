@@ -100,7 +100,7 @@ impl From<&Description> for RemoteDescription {
 impl RemoteDescription {
     /// The fingerprint of this description, computed as a device computes it.
     pub fn fingerprint(&self) -> Fingerprint {
-        digest(&(&self.name, &self.methods)).0
+        digest(&(&self.name, &self.methods))
     }
 
     /// The method called `name`.

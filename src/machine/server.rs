@@ -142,10 +142,10 @@ pub trait Dispatch {
     /// [`Refused`] when the request is turned down before any handler runs.
     fn dispatch(&mut self, method: u16, args: &[u8], responder: Responder<'_>) -> Result<Replied, Refused>;
 
-    /// What the built-in `describe` reports (feature `describe`); `None`
+    /// What the built-in `describe` sends (feature `describe`); `None`
     /// answers it UNIMPLEMENTED.
     #[cfg(feature = "describe")]
-    fn description(&self) -> Option<&'static crate::describe::Description> {
+    fn document(&self) -> Option<&'static crate::describe::Document> {
         None
     }
 }
@@ -156,8 +156,8 @@ impl<D: Dispatch + ?Sized> Dispatch for &mut D {
     }
 
     #[cfg(feature = "describe")]
-    fn description(&self) -> Option<&'static crate::describe::Description> {
-        (**self).description()
+    fn document(&self) -> Option<&'static crate::describe::Document> {
+        (**self).document()
     }
 }
 
@@ -203,10 +203,10 @@ fn answer_builtin<D: Dispatch + ?Sized>(
         }
         #[cfg(feature = "describe")]
         builtin::DESCRIBE => {
-            let description = service.description().ok_or(Refused::UnknownMethod)?;
+            let document = service.document().ok_or(Refused::UnknownMethod)?;
             let (offset, max): crate::describe::DescribeArgs = crate::__private::decode_args(args)?;
             let room = responder.max_value_len().saturating_sub(crate::describe::CHUNK_OVERHEAD);
-            Ok(responder.reply(&description.chunk(offset, max, room)))
+            Ok(responder.reply(&document.chunk(offset, max, room)))
         }
         _ => Err(Refused::UnknownMethod),
     }
