@@ -277,11 +277,11 @@ impl Encoder<'_> {
     }
 }
 
-/// The CRC-64/XZ and length of the postcard encoding of `value`, at run time
+/// The CRC-64/XZ of the postcard encoding of `value`, at run time
 /// (for descriptions decoded on a host).
 #[cfg(feature = "std")]
 pub(crate) fn digest<T: Serialize + ?Sized>(value: &T) -> Fingerprint {
-    let bytes = postcard::to_stdvec(value).unwrap_or_default();
+    let bytes = postcard::to_extend(value, std::vec::Vec::new()).unwrap_or_default();
     Fingerprint(CRC64.checksum(&bytes))
 }
 

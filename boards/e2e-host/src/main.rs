@@ -33,7 +33,7 @@ fn boot(firmware: &str) -> Result<(Qemu, TcpStream), String> {
     let child = Command::new("qemu-system-arm")
         .args(["-M", "lm3s6965evb", "-display", "none", "-monitor", "none", "-no-reboot"])
         .args(["-semihosting-config", "enable=on,target=native"])
-        .args(["-serial", &format!("tcp:127.0.0.1:{port},server=on,wait=on")])
+        .args(["-serial", &format!("tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on")])
         .args(["-kernel", firmware])
         .stdin(Stdio::null())
         .spawn()
@@ -92,6 +92,8 @@ fn run(firmware: &str) -> Result<usize, String> {
     let mut c = Checks { failed: 0 };
     let mut board = client(stream, 1);
 
+    let r = board.check_compatible().map_err(|e| e.to_string());
+    c.check("describe: the board serves this very demo service", r.is_ok(), r);
     let r = board.greet("Ada");
     c.check("greet(\"Ada\")", r.as_ref().is_ok_and(|s| s.as_str() == "Hello Ada"), &r);
     let r = board.add(2, 3);
