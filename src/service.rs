@@ -43,6 +43,26 @@
 /// Retransmissions of an unanswered request are safe for every method, idempotent
 /// or not: they reuse the call's sequence number and the server never runs it twice.
 ///
+/// Your own argument and return types derive serde's traits and, with feature
+/// `describe` (on by default), postcard-schema's `Schema`, through wirecall's
+/// re-export:
+///
+/// ```
+/// #[derive(serde::Serialize, serde::Deserialize, wirecall::schema::Schema)]
+/// #[postcard(crate = wirecall::schema)]
+/// pub struct Reading {
+///     pub millivolts: u16,
+///     pub channel: u8,
+/// }
+///
+/// wirecall::service! {
+///     pub mod adc {
+///         fn read(channel: u8) -> Option<Reading> = 1;
+///     }
+/// }
+/// # fn main() {}
+/// ```
+///
 /// Rules, checked at compile time: ids are `u16` literals, distinct, and at most
 /// [`MAX_APP_METHOD_ID`](crate::wire::MAX_APP_METHOD_ID) (higher ids are reserved
 /// for built-in methods). Arguments may borrow (`&str`, `&[u8]`): the server
