@@ -255,9 +255,7 @@ pub fn fetch<C: Call + ?Sized>(client: &mut C) -> Result<RemoteDescription, Desc
                 break;
             }
         }
-        check_depth(&document).map_err(|why| DescribeError::BadDocument(why.into()))?;
-        let description: RemoteDescription = crate::decode_exact(&document)
-            .ok_or_else(|| DescribeError::BadDocument("the document does not decode".into()))?;
+        let description = decode_document(&document)?;
         let fingerprint = Fingerprint(fingerprint.unwrap_or_default());
         if description.fingerprint() != fingerprint {
             return Err(DescribeError::BadDocument(format!(
@@ -268,6 +266,16 @@ pub fn fetch<C: Call + ?Sized>(client: &mut C) -> Result<RemoteDescription, Desc
         return Ok(description);
     }
     Err(DescribeError::BadDocument("it changed while being read, three times".into()))
+}
+
+/// Decodes a whole document (PROTOCOL.md §3.2), as [`fetch`] does: checked
+/// for nesting depth first, then decoded exactly (no bytes left over).
+///
+/// # Errors
+/// [`DescribeError::BadDocument`] when it is not a valid document.
+pub fn decode_document(document: &[u8]) -> Result<RemoteDescription, DescribeError> {
+    check_depth(document).map_err(|why| DescribeError::BadDocument(why.into()))?;
+    crate::decode_exact(document).ok_or_else(|| DescribeError::BadDocument("the document does not decode".into()))
 }
 
 /// Checks that the device serves the service `ours` describes: one call when

@@ -3,7 +3,49 @@
 
 use postcard_dyn::Value;
 use wirecall::describe::remote::{RemoteMethod, type_text};
-use wirecall::schema::schema::owned::OwnedDataModelType;
+use wirecall::schema::schema::owned::{OwnedDataModelType, OwnedDataModelVariant, OwnedNamedType};
+
+/// Fails for a type postcard-dyn 0.2 cannot translate safely: it would panic
+/// on `char` and on schemas, and a sequence of elements that take no bytes
+/// (`[(); n]`) lets a few bytes claim billions of them. A device's schema
+/// must never crash the tool or exhaust its memory. The recursion is bounded:
+/// fetched documents nest at most 32 deep.
+pub fn check_supported(ty: &OwnedNamedType) -> Result<(), String> {
+    use OwnedDataModelType as T;
+    let all = |types: &[OwnedNamedType]| types.iter().try_for_each(check_supported);
+    match &ty.ty {
+        T::Char | T::Schema => Err(format!("the JSON translation does not support the type `{}` yet", ty.name)),
+        T::Seq(inner) if takes_no_bytes(inner) => {
+            Err(format!("the JSON translation does not support `{}`: its elements take no bytes", ty.name))
+        }
+        T::Map { key, val } if takes_no_bytes(key) && takes_no_bytes(val) => {
+            Err(format!("the JSON translation does not support `{}`: its entries take no bytes", ty.name))
+        }
+        T::Option(inner) | T::NewtypeStruct(inner) | T::Seq(inner) => check_supported(inner),
+        T::Tuple(types) | T::TupleStruct(types) => all(types),
+        T::Map { key, val } => check_supported(key).and_then(|()| check_supported(val)),
+        T::Struct(fields) => fields.iter().try_for_each(|f| check_supported(&f.ty)),
+        T::Enum(variants) => variants.iter().try_for_each(|v| match &v.ty {
+            OwnedDataModelVariant::UnitVariant => Ok(()),
+            OwnedDataModelVariant::NewtypeVariant(inner) => check_supported(inner),
+            OwnedDataModelVariant::TupleVariant(types) => all(types),
+            OwnedDataModelVariant::StructVariant(fields) => fields.iter().try_for_each(|f| check_supported(&f.ty)),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Whether a value of `ty` can encode in zero bytes.
+fn takes_no_bytes(ty: &OwnedNamedType) -> bool {
+    use OwnedDataModelType as T;
+    match &ty.ty {
+        T::Unit | T::UnitStruct => true,
+        T::NewtypeStruct(inner) => takes_no_bytes(inner),
+        T::Tuple(types) | T::TupleStruct(types) => types.iter().all(takes_no_bytes),
+        T::Struct(fields) => fields.iter().all(|f| takes_no_bytes(&f.ty)),
+        _ => false,
+    }
+}
 
 /// Encodes `text`, a JSON array of the arguments in order or an object of them
 /// by name, as `method`'s argument tuple.
@@ -12,6 +54,7 @@ use wirecall::schema::schema::owned::OwnedDataModelType;
 /// A message naming the argument that does not fit, for the user.
 pub fn encode_args(method: &RemoteMethod, text: &str) -> Result<Vec<u8>, String> {
     let signature = method.signature();
+    check_supported(&method.args)?;
     let value: Value = serde_json::from_str(text).map_err(|e| format!("the arguments are not JSON ({e})"))?;
     let OwnedDataModelType::Struct(fields) = &method.args.ty else {
         // Not what `service!` makes, but a schema all the same.
@@ -51,6 +94,7 @@ pub fn encode_args(method: &RemoteMethod, text: &str) -> Result<Vec<u8>, String>
 /// # Errors
 /// When the bytes are not a value of that type, or are followed by more.
 pub fn decode_value(method: &RemoteMethod, bytes: &[u8]) -> Result<Value, String> {
+    check_supported(&method.ret)?;
     let wrong = || format!("the value does not decode as {}", type_text(&method.ret));
     let value = postcard_dyn::from_slice_dyn(&method.ret, bytes).map_err(|_| wrong())?;
     // postcard-dyn ignores bytes left over; encoding the value again shows them.
@@ -97,6 +141,28 @@ mod tests {
         );
         assert!(encode_args(&add, "2, 3").unwrap_err().starts_with("the arguments are not JSON"));
         assert!(encode_args(&add, "5").unwrap_err().starts_with("the arguments must be a JSON array or object"));
+    }
+
+    #[test]
+    fn chars_are_refused_instead_of_crashing_postcard_dyn() {
+        wirecall::service! {
+            pub mod letters {
+                fn next(c: char) -> Option<char> = 1;
+            }
+        }
+        let method = RemoteDescription::from(&letters::DESCRIPTION).methods[0].clone();
+        let refused = "the JSON translation does not support the type `char` yet";
+        assert_eq!(encode_args(&method, r#"["a"]"#).unwrap_err(), refused);
+        assert_eq!(decode_value(&method, &[1, 1, b'b']).unwrap_err(), refused);
+        wirecall::service! {
+            pub mod nothing {
+                fn many() -> wirecall::heapless::Vec<(), 4> = 1;
+            }
+        }
+        let method = RemoteDescription::from(&nothing::DESCRIPTION).methods[0].clone();
+        // Five bytes that would claim 2^32 - 1 elements of nothing.
+        let error = decode_value(&method, &[0xff, 0xff, 0xff, 0xff, 0x0f]).unwrap_err();
+        assert!(error.ends_with("its elements take no bytes"), "{error}");
     }
 
     #[test]
