@@ -101,7 +101,9 @@ fn main() {
     let echo_value: Vec<u8, 256> = Vec::from_slice(&echo_data).expect("fits");
     // Encoded payload sizes, postcard: add args 2, value 1; greet args 4 ("Ada"
     // with its length), value 10; echo args and value 258 (two length bytes).
-    let workloads: [(&str, (usize, usize), (usize, usize)); 3] = [
+    // (name, wirecall's request and reply bytes, postcard body of arguments and value)
+    type Workload = (&'static str, (usize, usize), (usize, usize));
+    let workloads: [Workload; 3] = [
         ("add(2, 3)", wirecall_bytes(wire::ids::add, &(2i32, 3i32), &5i32), (2, 1)),
         ("greet(\"Ada\")", wirecall_bytes(wire::ids::greet, &("Ada",), &hello_ada), (4, 10)),
         ("echo 256 B", wirecall_bytes(wire::ids::echo, &(&echo_data[..],), &echo_value), (258, 258)),

@@ -35,7 +35,7 @@ pub mod stats;
 pub mod time;
 pub mod wire;
 
-pub use driver::{Call, Client, Server, Step};
+pub use driver::{Call, Client, ClientHook, Hooked, Server, Step};
 pub use error::{Error, Executed, Status};
 pub use link::Link;
 pub use machine::{Dispatch, Method, Refused, Replied, Responder, RetryPolicy};

@@ -122,7 +122,8 @@ impl<L: Link, C: Clock, const RX: usize, const TX: usize> Client<L, C, RX, TX> {
 
     /// Calls `method` and hands the postcard-encoded value to `decode`. A call the
     /// server refused for a passing reason, or an idempotent call the server can
-    /// no longer account for, is made again as a new call while time is left.
+    /// no longer account for, is made again as a new call while time is left,
+    /// up to the retry policy's number of attempts in all.
     ///
     /// # Errors
     /// As [`Call::call`]; `decode` returning `None` becomes [`Error::BadReply`].
@@ -143,12 +144,18 @@ impl<L: Link, C: Clock, const RX: usize, const TX: usize> Client<L, C, RX, TX> {
             Some(e) if later.executed() == crate::Executed::No => e,
             _ => later,
         };
+        let mut attempts_left = self.machine.retry_policy().attempts;
         loop {
             if let Err(error) = self.machine.start(method, args, self.clock.now(), deadline) {
                 return Err(keep_earlier(earlier, error));
             }
+            attempts_left = attempts_left.saturating_sub(1);
             match self.finish(&mut decode) {
-                Err(error) if error.retry_as_new_call(method.idempotent) && self.clock.now() < deadline => {
+                Err(error)
+                    if error.retry_as_new_call(method.idempotent)
+                        && attempts_left > 0
+                        && self.clock.now() < deadline =>
+                {
                     self.machine.count_retry();
                     earlier = Some(keep_earlier(earlier, error));
                 }

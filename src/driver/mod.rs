@@ -4,9 +4,11 @@
 //! They make no protocol decision of their own; those are in [`crate::machine`].
 
 mod client;
+mod hooks;
 mod server;
 
 pub use client::{Call, Client, DEFAULT_TIMEOUT};
+pub use hooks::{ClientHook, Hooked};
 pub use server::{Server, Step};
 
 /// Bytes read from the link at a time: on a host, many; on a microcontroller,

@@ -11,9 +11,11 @@
 //! link accepted, so a driver can send all at once or a few bytes per interrupt.
 
 mod client;
+mod intercept;
 mod server;
 
 pub use client::{ClientMachine, ClientStats, Method, RetryPolicy};
+pub use intercept::{Intercepted, Interceptor};
 pub use server::{Dispatch, REPLY_CACHE_WINDOW, Refused, Replied, Responder, ServerMachine, ServerStats, builtin};
 
 use core::time::Duration;

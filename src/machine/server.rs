@@ -68,19 +68,31 @@ impl ServerStats {
 /// gets the same refusal, and no later copy of it can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum Refused {
     /// No method has this id. Answered with [`Status::Unimplemented`].
     UnknownMethod,
     /// The arguments did not decode as the method's argument tuple, or bytes
     /// were left over. Answered with [`Status::InvalidArgument`].
     BadArguments,
+    /// An interceptor does not allow this call. Answered with [`Status::PermissionDenied`].
+    PermissionDenied,
+    /// An interceptor wants credentials first. Answered with [`Status::Unauthenticated`].
+    Unauthenticated,
+    /// An interceptor turned the call away for now (a rate limit, a busy
+    /// resource). Answered with [`Status::Unavailable`].
+    Unavailable,
 }
 
 impl Refused {
-    const fn status(self) -> Status {
+    /// The status the client gets.
+    pub const fn status(self) -> Status {
         match self {
             Refused::UnknownMethod => Status::Unimplemented,
             Refused::BadArguments => Status::InvalidArgument,
+            Refused::PermissionDenied => Status::PermissionDenied,
+            Refused::Unauthenticated => Status::Unauthenticated,
+            Refused::Unavailable => Status::Unavailable,
         }
     }
 }
@@ -148,6 +160,24 @@ pub trait Dispatch {
     fn document(&self) -> Option<&'static crate::describe::Document> {
         None
     }
+
+    /// Called before every new call, built-in methods included, before
+    /// anything runs. An error refuses it: the client gets the refusal's
+    /// status and knows the call did not run. Admits everything unless an
+    /// [`Intercepted`](crate::machine::Intercepted) dispatcher says otherwise.
+    ///
+    /// # Errors
+    /// The refusal.
+    fn admit(&mut self, method: u16, args: &[u8]) -> Result<(), Refused> {
+        let _ = (method, args);
+        Ok(())
+    }
+
+    /// Called after every new call was answered: `Ok` when it was dispatched
+    /// and replied to, the refusal otherwise (from `admit` or the dispatcher).
+    fn answered(&mut self, method: u16, outcome: Result<(), Refused>) {
+        let _ = (method, outcome);
+    }
 }
 
 impl<D: Dispatch + ?Sized> Dispatch for &mut D {
@@ -158,6 +188,14 @@ impl<D: Dispatch + ?Sized> Dispatch for &mut D {
     #[cfg(feature = "describe")]
     fn document(&self) -> Option<&'static crate::describe::Document> {
         (**self).document()
+    }
+
+    fn admit(&mut self, method: u16, args: &[u8]) -> Result<(), Refused> {
+        (**self).admit(method, args)
+    }
+
+    fn answered(&mut self, method: u16, outcome: Result<(), Refused>) {
+        (**self).answered(method, outcome);
     }
 }
 
@@ -424,23 +462,22 @@ impl<const RX: usize, const TX: usize> ServerMachine<RX, TX> {
                             Some(Status::ResourceExhausted)
                         } else {
                             let responder = Responder { seq, buf: &mut self.cache };
-                            // Without feature `builtins` the reserved ids reach the service,
-                            // which has no method there and answers UNIMPLEMENTED.
-                            #[cfg(feature = "builtins")]
-                            let dispatched = if method > crate::wire::MAX_APP_METHOD_ID {
-                                answer_builtin(
+                            let dispatched = match service.admit(method, args) {
+                                Err(refused) => Err(refused),
+                                // Without feature `builtins` the reserved ids reach the service,
+                                // which has no method there and answers UNIMPLEMENTED.
+                                #[cfg(feature = "builtins")]
+                                Ok(()) if method > crate::wire::MAX_APP_METHOD_ID => answer_builtin(
                                     method,
                                     args,
                                     responder,
                                     #[cfg(feature = "stats")]
                                     &self.stats,
                                     service,
-                                )
-                            } else {
-                                service.dispatch(method, args, responder)
+                                ),
+                                Ok(()) => service.dispatch(method, args, responder),
                             };
-                            #[cfg(not(feature = "builtins"))]
-                            let dispatched = service.dispatch(method, args, responder);
+                            service.answered(method, dispatched.as_ref().map(|_| ()).map_err(|r| *r));
                             match dispatched {
                                 Ok(replied) => {
                                     count!(self.stats.dispatched);

@@ -26,6 +26,9 @@ pub enum Status {
     /// Code 3 (gRPC INVALID_ARGUMENT): the arguments did not decode as the method's
     /// argument types, or bytes were left over. Not executed.
     InvalidArgument,
+    /// Code 7 (gRPC PERMISSION_DENIED): an interceptor on the server refused the
+    /// call before dispatch. Not executed.
+    PermissionDenied,
     /// Code 8 (gRPC RESOURCE_EXHAUSTED): the request frame was larger than the
     /// server's receive buffer. Not executed.
     ResourceExhausted,
@@ -45,6 +48,9 @@ pub enum Status {
     /// Code 14 (gRPC UNAVAILABLE): the server is busy and refused the call before
     /// dispatch. Not executed.
     Unavailable,
+    /// Code 16 (gRPC UNAUTHENTICATED): an interceptor on the server refused the
+    /// call before dispatch, for want of credentials. Not executed.
+    Unauthenticated,
     /// A code this version of wirecall does not know (sent by a newer peer).
     /// Nothing is known about execution.
     Unrecognized(u8),
@@ -55,12 +61,14 @@ impl Status {
     pub const fn code(self) -> u8 {
         match self {
             Status::InvalidArgument => 3,
+            Status::PermissionDenied => 7,
             Status::ResourceExhausted => 8,
             Status::FailedPrecondition => 9,
             Status::Aborted => 10,
             Status::Unimplemented => 12,
             Status::Internal => 13,
             Status::Unavailable => 14,
+            Status::Unauthenticated => 16,
             Status::Unrecognized(code) => code,
         }
     }
@@ -69,12 +77,14 @@ impl Status {
     pub const fn from_code(code: u8) -> Self {
         match code {
             3 => Status::InvalidArgument,
+            7 => Status::PermissionDenied,
             8 => Status::ResourceExhausted,
             9 => Status::FailedPrecondition,
             10 => Status::Aborted,
             12 => Status::Unimplemented,
             13 => Status::Internal,
             14 => Status::Unavailable,
+            16 => Status::Unauthenticated,
             other => Status::Unrecognized(other),
         }
     }
@@ -82,9 +92,12 @@ impl Status {
     /// What this status proves about the handler having run.
     pub const fn executed(self) -> Executed {
         match self {
-            Status::InvalidArgument | Status::ResourceExhausted | Status::Unimplemented | Status::Unavailable => {
-                Executed::No
-            }
+            Status::InvalidArgument
+            | Status::PermissionDenied
+            | Status::ResourceExhausted
+            | Status::Unimplemented
+            | Status::Unavailable
+            | Status::Unauthenticated => Executed::No,
             Status::Internal => Executed::Yes,
             Status::FailedPrecondition | Status::Aborted | Status::Unrecognized(_) => Executed::Maybe,
         }
@@ -94,12 +107,14 @@ impl Status {
     pub const fn name(self) -> &'static str {
         match self {
             Status::InvalidArgument => "INVALID_ARGUMENT",
+            Status::PermissionDenied => "PERMISSION_DENIED",
             Status::ResourceExhausted => "RESOURCE_EXHAUSTED",
             Status::FailedPrecondition => "FAILED_PRECONDITION",
             Status::Aborted => "ABORTED",
             Status::Unimplemented => "UNIMPLEMENTED",
             Status::Internal => "INTERNAL",
             Status::Unavailable => "UNAVAILABLE",
+            Status::Unauthenticated => "UNAUTHENTICATED",
             Status::Unrecognized(_) => "UNRECOGNIZED",
         }
     }
@@ -124,7 +139,7 @@ mod tests {
 
     #[test]
     fn only_internal_proves_execution_and_unknown_codes_prove_nothing() {
-        let known = [3u8, 8, 12, 14];
+        let known = [3u8, 7, 8, 12, 14, 16];
         for code in 0..=u8::MAX {
             let expected = match code {
                 13 => Executed::Yes,
