@@ -35,10 +35,17 @@ pub enum Direction {
     SecondToFirst,
 }
 
+/// One condition variable per event and direction, so that a write wakes only
+/// the reader of its direction, and a read only a writer waiting for room:
+/// no thread is woken for nothing (a spurious wake-up costs a round trip its
+/// time on a busy machine).
 #[derive(Default)]
 struct Shared {
     state: Mutex<State>,
-    changed: Condvar,
+    /// `readable[d]`: bytes were written into queue `d`, or the pipe was cut.
+    readable: [Condvar; 2],
+    /// `writable[d]`: room was made in queue `d`, or the pipe was cut.
+    writable: [Condvar; 2],
 }
 
 impl Shared {
@@ -84,22 +91,28 @@ impl End {
             }
             let queue = &mut state.queues[inbound];
             if !queue.is_empty() {
+                let was_full = queue.len() >= CAPACITY;
                 let n = buf.len().min(queue.len());
                 for (slot, byte) in buf.iter_mut().zip(queue.drain(..n)) {
                     *slot = byte;
                 }
-                self.shared.changed.notify_all();
+                // Notified after the lock is released, so the woken writer
+                // does not wake only to wait for the lock.
+                drop(state);
+                if was_full {
+                    self.shared.writable[inbound].notify_one();
+                }
                 return Ok(Some(n));
             }
+            let readable = &self.shared.readable[inbound];
             state = match deadline {
-                None => self.shared.changed.wait(state).unwrap_or_else(std::sync::PoisonError::into_inner),
+                None => readable.wait(state).unwrap_or_else(std::sync::PoisonError::into_inner),
                 Some(deadline) => {
                     let now = std::time::Instant::now();
                     if now >= deadline {
                         return Ok(None);
                     }
-                    self.shared
-                        .changed
+                    readable
                         .wait_timeout(state, deadline - now)
                         .unwrap_or_else(std::sync::PoisonError::into_inner)
                         .0
@@ -116,7 +129,9 @@ impl Wire {
         let mut state = self.shared.lock();
         state.cut = true;
         state.queues.iter_mut().for_each(VecDeque::clear);
-        self.shared.changed.notify_all();
+        for condvar in self.shared.readable.iter().chain(&self.shared.writable) {
+            condvar.notify_all();
+        }
     }
 
     /// Whether the pipe was cut.
@@ -165,10 +180,11 @@ impl Write for End {
             if room > 0 {
                 let n = room.min(buf.len());
                 state.queues[outbound].extend(&buf[..n]);
-                self.shared.changed.notify_all();
+                drop(state);
+                self.shared.readable[outbound].notify_one();
                 return Ok(n);
             }
-            state = self.shared.changed.wait(state).unwrap_or_else(std::sync::PoisonError::into_inner);
+            state = self.shared.writable[outbound].wait(state).unwrap_or_else(std::sync::PoisonError::into_inner);
         }
     }
 
