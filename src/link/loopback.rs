@@ -112,10 +112,7 @@ impl End {
                     if now >= deadline {
                         return Ok(None);
                     }
-                    readable
-                        .wait_timeout(state, deadline - now)
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .0
+                    readable.wait_timeout(state, deadline - now).unwrap_or_else(std::sync::PoisonError::into_inner).0
                 }
             };
         }
