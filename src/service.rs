@@ -48,6 +48,8 @@
 /// re-export:
 ///
 /// ```
+/// # #[cfg(feature = "describe")]
+/// # mod example {
 /// #[derive(serde::Serialize, serde::Deserialize, wirecall::schema::Schema)]
 /// #[postcard(crate = wirecall::schema)]
 /// pub struct Reading {
@@ -60,6 +62,7 @@
 ///         fn read(channel: u8) -> Option<Reading> = 1;
 ///     }
 /// }
+/// # }
 /// # fn main() {}
 /// ```
 ///
@@ -117,12 +120,20 @@ macro_rules! service {
                     $(#[$meta])*
                     fn $name(&mut self $(, $arg: $ty)*) -> $crate::__ret!($($ret)?);
                 )*
+
+                /// Called before each handler with the call's deadline on the
+                /// server's clock, `None` when the request carried no budget:
+                /// keep it to read how much time the handler has left.
+                fn set_deadline(&mut self, deadline: ::core::option::Option<$crate::Instant>) {
+                    let _ = deadline;
+                }
             }
 
             /// Answers requests by calling the handlers of the `Service` it holds.
             pub struct Dispatcher<S>(pub S);
 
             impl<S: Service> $crate::Dispatch for Dispatcher<S> {
+                #[inline]
                 fn dispatch(
                     &mut self,
                     method: u16,
@@ -133,6 +144,7 @@ macro_rules! service {
                         $(
                             $id => {
                                 let ($($arg,)*): ($($ty,)*) = $crate::__private::decode_args(args)?;
+                                Service::set_deadline(&mut self.0, responder.deadline());
                                 let value = self.0.$name($($arg),*);
                                 Ok(responder.reply(&value))
                             }

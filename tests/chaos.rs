@@ -140,6 +140,10 @@ fn new_client<'c>(link: SimLink<'c, chaos::Dispatcher<Truth<'c>>>, clock: &'c Si
     let mut client = Client::with_machine(link, clock, machine);
     client.set_timeout(MS(2000));
     client.set_retry_policy(RetryPolicy { attempts: 5, attempt_timeout: MS(250), ..RetryPolicy::DEFAULT });
+    // Every other life sends its time budget in each request (Timed Requests),
+    // so both request kinds go through the faults.
+    #[cfg(feature = "deadlines")]
+    client.set_deadline_on_wire(life % 2 == 1);
     client
 }
 

@@ -42,7 +42,7 @@ proptest! {
         prop_assert!(!wire[..wire.len() - 1].contains(&0));
         prop_assert!(wire.len() <= 3 + 3 + args.len() + 2 + wirecall::wire::stream_overhead(3 + 3 + args.len() + 2));
         let decoded = decode_one(&wire);
-        prop_assert_eq!(Frame::parse(&decoded), Ok(Frame::Request { seq, method, args: &args }));
+        prop_assert_eq!(Frame::parse(&decoded), Ok(Frame::Request { seq, method, budget_ms: None, args: &args }));
     }
 
     #[test]

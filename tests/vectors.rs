@@ -9,7 +9,8 @@ use wirecall::Instant;
 use wirecall::heapless::String;
 use wirecall::machine::{ClientMachine, ServerMachine};
 use wirecall::wire::{
-    Decoded, Frame, FrameDecoder, Status, encode_hello, encode_reply, encode_request, encode_status, encode_welcome,
+    Decoded, Frame, FrameDecoder, Status, encode_hello, encode_reply, encode_request, encode_status,
+    encode_timed_request, encode_welcome,
 };
 
 wirecall::service! {
@@ -67,6 +68,9 @@ fn encoded(name: &str) -> Vec<u8> {
         "unknown_method_status" => encode_status(2, Status::Unimplemented, &mut buf),
         "wrapped_seq_request" => encode_request(0xffff, 2, &(-1i32, 300i32), &mut buf),
         "large_method_id_request" => encode_request(7, 0x0180, &(), &mut buf),
+        "timed_request" => encode_timed_request(0, 2, 250, &(2i32, 3i32), &mut buf),
+        "expired_request" => encode_timed_request(0, 2, 0, &(2i32, 3i32), &mut buf),
+        "deadline_status" => encode_status(0, Status::DeadlineExceeded, &mut buf),
         "describe_request" => encode_request(0, wirecall::machine::builtin::DESCRIBE, &(0u32, 255u16), &mut buf),
         "describe_reply" => {
             // (fingerprint, total, chunk): the whole document in one chunk.
@@ -122,27 +126,50 @@ fn decoding_every_vector_gives_its_fields() {
         assert_eq!(used, vector(name).len(), "{name}: the delimiter ends the frame");
         assert_eq!(Frame::parse(&decoded), Ok(frame), "{name}");
     };
-    expect("add_request", Frame::Request { seq: 0, method: 2, args: &[0x04, 0x06] });
+    expect("add_request", Frame::Request { seq: 0, method: 2, budget_ms: None, args: &[0x04, 0x06] });
     expect("add_reply", Frame::Reply { seq: 0, value: &[0x0a] });
-    expect("greet_request", Frame::Request { seq: 1, method: 1, args: b"\x03Ada" });
+    expect("greet_request", Frame::Request { seq: 1, method: 1, budget_ms: None, args: b"\x03Ada" });
     expect("greet_reply", Frame::Reply { seq: 1, value: b"\x09Hello Ada" });
-    expect("unknown_method_request", Frame::Request { seq: 2, method: 99, args: &[] });
+    expect("unknown_method_request", Frame::Request { seq: 2, method: 99, budget_ms: None, args: &[] });
     expect("unknown_method_status", Frame::Status { seq: 2, status: Status::Unimplemented });
-    expect("wrapped_seq_request", Frame::Request { seq: 0xffff, method: 2, args: &[0x01, 0xd8, 0x04] });
-    expect("large_method_id_request", Frame::Request { seq: 7, method: 0x0180, args: &[] });
+    expect(
+        "wrapped_seq_request",
+        Frame::Request { seq: 0xffff, method: 2, budget_ms: None, args: &[0x01, 0xd8, 0x04] },
+    );
+    expect("large_method_id_request", Frame::Request { seq: 7, method: 0x0180, budget_ms: None, args: &[] });
     expect("hello", Frame::Hello { seq: 0xffff, client_id: 0, fresh: true });
     expect("welcome", Frame::Welcome { seq: 0xffff, boot_id: 0, resumed: false, window: 1 });
     expect("no_session_status", Frame::Status { seq: 0, status: Status::FailedPrecondition });
     expect("aborted_status", Frame::Status { seq: 0, status: Status::Aborted });
     expect("resume_hello", Frame::Hello { seq: 3, client_id: 0x0102_0304, fresh: false });
     expect("resumed_welcome", Frame::Welcome { seq: 3, boot_id: 0xa1b2_c3d4, resumed: true, window: 1 });
-    expect("ping_request", Frame::Request { seq: 5, method: 0xff00, args: &[] });
+    expect("ping_request", Frame::Request { seq: 5, method: 0xff00, budget_ms: None, args: &[] });
     expect("ping_reply", Frame::Reply { seq: 5, value: &[] });
-    expect("describe_request", Frame::Request { seq: 0, method: 0xff01, args: &[0x00, 0xff, 0x01] });
+    #[cfg(feature = "deadlines")]
+    expect("timed_request", Frame::Request { seq: 0, method: 2, budget_ms: Some(250), args: &[0x04, 0x06] });
+    #[cfg(feature = "deadlines")]
+    expect("expired_request", Frame::Request { seq: 0, method: 2, budget_ms: Some(0), args: &[0x04, 0x06] });
+    expect("deadline_status", Frame::Status { seq: 0, status: Status::DeadlineExceeded });
+    expect("describe_request", Frame::Request { seq: 0, method: 0xff01, budget_ms: None, args: &[0x00, 0xff, 0x01] });
     let (decoded, _) = decode(&vector("describe_reply"));
     let Ok(Frame::Reply { seq: 0, value }) = Frame::parse(&decoded) else { panic!("describe_reply is a Reply") };
     let (fingerprint, total, chunk): (u64, u32, &[u8]) = postcard::from_bytes(value).unwrap();
     assert_eq!((fingerprint, total, chunk), (0xde33_f72c_90a6_e335, 88, example_document().as_slice()));
+}
+
+#[cfg(feature = "deadlines")]
+#[test]
+fn a_server_refuses_a_request_whose_budget_is_spent_and_runs_one_with_time_left() {
+    for (request, answer) in [("expired_request", "deadline_status"), ("timed_request", "add_reply")] {
+        let mut server = ServerMachine::<64, 64>::new();
+        let mut service = example::Dispatcher(Example);
+        for (request, answer) in [("hello", "welcome"), (request, answer)] {
+            let bytes = vector(request);
+            assert_eq!(server.receive(&bytes, Instant::ZERO, &mut service), bytes.len());
+            assert_eq!(hex(server.outgoing()), hex(&vector(answer)), "{request}");
+            server.wrote(server.outgoing().len());
+        }
+    }
 }
 
 #[cfg(feature = "describe")]

@@ -6,12 +6,16 @@
 
 use libfuzzer_sys::fuzz_target;
 use wirecall::wire::{
-    Decoded, Encoded, Frame, FrameDecoder, encode_hello, encode_reply, encode_request, encode_status, encode_welcome,
+    Decoded, Encoded, Frame, FrameDecoder, encode_hello, encode_reply, encode_request, encode_status,
+    encode_timed_request, encode_welcome,
 };
 
 fn reencode(frame: &Frame<'_>, buf: &mut [u8]) -> Option<usize> {
     let encoded = match *frame {
-        Frame::Request { seq, method, args } => encode_request(seq, method, &Encoded(args), buf),
+        Frame::Request { seq, method, budget_ms: None, args } => encode_request(seq, method, &Encoded(args), buf),
+        Frame::Request { seq, method, budget_ms: Some(budget), args } => {
+            encode_timed_request(seq, method, budget, &Encoded(args), buf)
+        }
         Frame::Reply { seq, value } => encode_reply(seq, &Encoded(value), buf),
         Frame::Status { seq, status } => encode_status(seq, status, buf),
         Frame::Hello { seq, client_id, fresh } => encode_hello(seq, client_id, fresh, buf),

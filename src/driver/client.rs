@@ -247,6 +247,14 @@ impl<L: Link, C: Clock, const RX: usize, const TX: usize> Client<L, C, RX, TX> {
         self.call(Method::idempotent(crate::machine::builtin::STATS), &())
     }
 
+    /// Whether requests carry their time budget, so the server can refuse a
+    /// call whose time is up and handlers can read their deadline (see
+    /// [`ClientMachine::set_budget_on_wire`]). Off by default. Feature `deadlines`.
+    #[cfg(feature = "deadlines")]
+    pub fn set_deadline_on_wire(&mut self, on: bool) {
+        self.machine.set_budget_on_wire(on);
+    }
+
     /// The current time on the client's clock.
     pub fn now(&self) -> Instant {
         self.clock.now()

@@ -209,6 +209,9 @@ pub struct ClientMachine<const RX: usize, const TX: usize> {
     resumable: Option<u16>,
     policy: RetryPolicy,
     needs_preamble: bool,
+    /// Whether requests carry their time budget (kind 6).
+    #[cfg(feature = "deadlines")]
+    budget_on_wire: bool,
     #[cfg(feature = "stats")]
     stats: ClientStats,
 }
@@ -241,6 +244,8 @@ impl<const RX: usize, const TX: usize> ClientMachine<RX, TX> {
             resumable: None,
             policy: RetryPolicy::DEFAULT,
             needs_preamble: true,
+            #[cfg(feature = "deadlines")]
+            budget_on_wire: false,
             #[cfg(feature = "stats")]
             stats: ClientStats::ZERO,
         }
@@ -249,6 +254,18 @@ impl<const RX: usize, const TX: usize> ClientMachine<RX, TX> {
     /// Sets how requests are retransmitted.
     pub fn set_retry_policy(&mut self, policy: RetryPolicy) {
         self.policy = policy;
+    }
+
+    /// Whether each request carries its time budget: the time from its start to
+    /// the call's deadline, in whole milliseconds (PROTOCOL.md §4, kind 6). Off by
+    /// default: a request is then 1 to 5 bytes shorter. With it, the server
+    /// refuses a request whose budget is 0 (DEADLINE_EXCEEDED, not executed)
+    /// and handlers can read their deadline. Only for servers that implement
+    /// Timed Requests (wirecall's with feature `deadlines`, on by default): one
+    /// that does not drops them, and the call ends unknown.
+    #[cfg(feature = "deadlines")]
+    pub fn set_budget_on_wire(&mut self, on: bool) {
+        self.budget_on_wire = on;
     }
 
     /// How requests are retransmitted.
@@ -310,7 +327,19 @@ impl<const RX: usize, const TX: usize> ClientMachine<RX, TX> {
         let hello_seq = self.next_seq;
         let seq = if self.session.is_some() { hello_seq } else { hello_seq.wrapping_add(1) };
         let body = self.tx.get_mut(1..).unwrap_or(&mut []);
-        let frame_len = encode_request(seq, method.id, args, body).map_err(|_| Error::RequestTooLarge)?.len();
+        #[cfg(feature = "deadlines")]
+        let frame = if self.budget_on_wire {
+            // Retransmissions repeat these bytes: the budget is the one at the
+            // start, so a server may see more time than is left (never less).
+            let left = deadline.saturating_duration_since(now);
+            let budget = left.as_secs().saturating_mul(1000).saturating_add(u64::from(left.subsec_millis()));
+            crate::wire::encode_timed_request(seq, method.id, u32::try_from(budget).unwrap_or(u32::MAX), args, body)
+        } else {
+            encode_request(seq, method.id, args, body)
+        };
+        #[cfg(not(feature = "deadlines"))]
+        let frame = encode_request(seq, method.id, args, body);
+        let frame_len = frame.map_err(|_| Error::RequestTooLarge)?.len();
         self.next_seq = seq.wrapping_add(1);
         self.tx_len = 1 + frame_len;
         self.resumable = None;

@@ -82,6 +82,9 @@ pub enum Refused {
     /// An interceptor turned the call away for now (a rate limit, a busy
     /// resource). Answered with [`Status::Unavailable`].
     Unavailable,
+    /// The request's time budget ran out before dispatch. Answered with
+    /// [`Status::DeadlineExceeded`].
+    DeadlineExceeded,
 }
 
 impl Refused {
@@ -93,6 +96,7 @@ impl Refused {
             Refused::PermissionDenied => Status::PermissionDenied,
             Refused::Unauthenticated => Status::Unauthenticated,
             Refused::Unavailable => Status::Unavailable,
+            Refused::DeadlineExceeded => Status::DeadlineExceeded,
         }
     }
 }
@@ -112,10 +116,24 @@ fn frame_len(frame: Result<&[u8], crate::wire::BufferFull>) -> u16 {
 /// Encodes the answer to one request into the server's transmit buffer.
 pub struct Responder<'a> {
     seq: u16,
+    #[cfg(feature = "deadlines")]
+    deadline: Option<Instant>,
     buf: &'a mut [u8],
 }
 
 impl Responder<'_> {
+    /// When the client stops waiting for this answer, on the server's clock:
+    /// the arrival of the request plus the budget it carried (PROTOCOL.md §4).
+    /// `None` when the request carried no budget, or without feature
+    /// `deadlines`. Work past it is wasted: the client will have reported the
+    /// call's outcome unknown.
+    pub const fn deadline(&self) -> Option<Instant> {
+        #[cfg(feature = "deadlines")]
+        return self.deadline;
+        #[cfg(not(feature = "deadlines"))]
+        None
+    }
+
     /// Encodes `value` as the Reply. If it does not fit the transmit buffer, the
     /// answer becomes [`Status::Internal`]: the handler ran, its value is lost.
     pub fn reply<T: Serialize + ?Sized>(self, value: &T) -> Replied {
@@ -389,7 +407,7 @@ impl<const RX: usize, const TX: usize> ServerMachine<RX, TX> {
             let (used, event) = self.rx.decoder.feed(input.get(consumed..).unwrap_or(&[]));
             consumed += used;
             if let Some(event) = event {
-                self.handle(event, service);
+                self.handle(event, now, service);
                 if self.out != Out::Idle {
                     count!(self.stats.link.frames_out);
                 }
@@ -399,7 +417,7 @@ impl<const RX: usize, const TX: usize> ServerMachine<RX, TX> {
     }
 
     /// Handles one decoder event, setting `out` if it produced an answer.
-    fn handle<S: Dispatch + ?Sized>(&mut self, event: Decoded, service: &mut S) {
+    fn handle<S: Dispatch + ?Sized>(&mut self, event: Decoded, now: Instant, service: &mut S) {
         let (frame, oversized) = match event {
             Decoded::Dropped(reason) => return count_link!(self.stats.link, count_drop(reason)),
             Decoded::Oversized { len } => {
@@ -437,7 +455,7 @@ impl<const RX: usize, const TX: usize> ServerMachine<RX, TX> {
                     frame_len(encode_welcome(seq, self.boot_id, resumed, REPLY_CACHE_WINDOW, self.rx.decoder.buffer()));
                 self.out = Out::Small { sent: 0 };
             }
-            Frame::Request { seq, method, args } => {
+            Frame::Request { seq, method, budget_ms, args } => {
                 let uncached = match self.session {
                     Session { open: false, .. } => {
                         count!(self.stats.no_session);
@@ -461,8 +479,23 @@ impl<const RX: usize, const TX: usize> ServerMachine<RX, TX> {
                         let refused = if oversized {
                             Some(Status::ResourceExhausted)
                         } else {
-                            let responder = Responder { seq, buf: &mut self.cache };
-                            let dispatched = match service.admit(method, args) {
+                            #[cfg(feature = "deadlines")]
+                            let deadline = budget_ms.map(|ms| now + Duration::from_millis(u64::from(ms)));
+                            #[cfg(not(feature = "deadlines"))]
+                            let _ = now;
+                            let responder = Responder {
+                                seq,
+                                #[cfg(feature = "deadlines")]
+                                deadline,
+                                buf: &mut self.cache,
+                            };
+                            let admitted = if cfg!(feature = "deadlines") && budget_ms == Some(0) {
+                                // The client stops waiting before any answer could reach it.
+                                Err(Refused::DeadlineExceeded)
+                            } else {
+                                service.admit(method, args)
+                            };
+                            let dispatched = match admitted {
                                 Err(refused) => Err(refused),
                                 // Without feature `builtins` the reserved ids reach the service,
                                 // which has no method there and answers UNIMPLEMENTED.

@@ -52,6 +52,8 @@ pub enum Kind {
     Hello = 4,
     /// Answers a Hello: the server's boot id and whether the session was resumed.
     Welcome = 5,
+    /// A call that carries its time budget: method id, budget, arguments.
+    TimedRequest = 6,
 }
 
 impl Kind {
@@ -63,6 +65,10 @@ impl Kind {
             3 => Some(Kind::Status),
             4 => Some(Kind::Hello),
             5 => Some(Kind::Welcome),
+            // Without feature `deadlines` a Timed Request is a reserved kind:
+            // dropped, as a server that does not implement it must (PROTOCOL.md §4).
+            #[cfg(feature = "deadlines")]
+            6 => Some(Kind::TimedRequest),
             _ => None,
         }
     }
@@ -78,6 +84,9 @@ pub enum Frame<'a> {
         seq: u16,
         /// Method id from the service definition.
         method: u16,
+        /// The time the client still waited for the answer when it sent the
+        /// request, in milliseconds (kind 6); `None` for a plain Request (kind 1).
+        budget_ms: Option<u32>,
         /// Postcard-encoded arguments.
         args: &'a [u8],
     },
@@ -155,15 +164,27 @@ impl<'a> Frame<'a> {
         };
         let body = bytes.get(field::BODY..).ok_or(ParseError::TooShort)?;
         match kind {
-            Kind::Request => {
+            Kind::Request | Kind::TimedRequest => {
                 if body.is_empty() {
                     return Err(ParseError::TooShort);
                 }
-                let (method, args) = postcard::take_from_bytes::<u16>(body).map_err(|e| match e {
-                    postcard::Error::DeserializeUnexpectedEnd => ParseError::TooShort,
-                    _ => ParseError::Malformed,
-                })?;
-                Ok(Frame::Request { seq, method, args })
+                fn varint<'b, T: serde::Deserialize<'b>>(bytes: &'b [u8]) -> Result<(T, &'b [u8]), ParseError> {
+                    postcard::take_from_bytes::<T>(bytes).map_err(|e| match e {
+                        postcard::Error::DeserializeUnexpectedEnd => ParseError::TooShort,
+                        _ => ParseError::Malformed,
+                    })
+                }
+                let (method, rest) = varint::<u16>(body)?;
+                #[cfg(feature = "deadlines")]
+                let (budget_ms, args) = if kind == Kind::TimedRequest {
+                    let (budget, args) = varint::<u32>(rest)?;
+                    (Some(budget), args)
+                } else {
+                    (None, rest)
+                };
+                #[cfg(not(feature = "deadlines"))]
+                let (budget_ms, args) = (None, rest);
+                Ok(Frame::Request { seq, method, budget_ms, args })
             }
             Kind::Reply => Ok(Frame::Reply { seq, value: body }),
             Kind::Status => {
@@ -203,6 +224,7 @@ impl<'a> Frame<'a> {
     /// The kind of the frame.
     pub const fn kind(&self) -> Kind {
         match self {
+            Frame::Request { budget_ms: Some(_), .. } => Kind::TimedRequest,
             Frame::Request { .. } => Kind::Request,
             Frame::Reply { .. } => Kind::Reply,
             Frame::Status { .. } => Kind::Status,
@@ -324,6 +346,21 @@ pub fn encode_request<'b, A: Serialize + ?Sized>(
     encode(&(version_kind(Kind::Request), seq.to_le_bytes(), method, args), buf)
 }
 
+/// Encodes a complete Request frame that carries its time budget (kind 6): the
+/// client waits at most `budget_ms` more milliseconds for the answer.
+///
+/// # Errors
+/// [`BufferFull`] when `buf` is too small, or when `args` cannot be serialized.
+pub fn encode_timed_request<'b, A: Serialize + ?Sized>(
+    seq: u16,
+    method: u16,
+    budget_ms: u32,
+    args: &A,
+    buf: &'b mut [u8],
+) -> Result<&'b [u8], BufferFull> {
+    encode(&(version_kind(Kind::TimedRequest), seq.to_le_bytes(), method, budget_ms, args), buf)
+}
+
 /// Encodes a complete Reply frame carrying `value` into `buf`.
 ///
 /// # Errors
@@ -387,11 +424,11 @@ mod tests {
     fn parses_each_kind() {
         assert_eq!(
             Frame::parse(&[0x11, 0x34, 0x12, 0x02, 0x04, 0x06]),
-            Ok(Frame::Request { seq: 0x1234, method: 2, args: &[0x04, 0x06] })
+            Ok(Frame::Request { seq: 0x1234, method: 2, budget_ms: None, args: &[0x04, 0x06] })
         );
         assert_eq!(
             Frame::parse(&[0x11, 0x01, 0x00, 0x80, 0x02]),
-            Ok(Frame::Request { seq: 1, method: 256, args: &[] })
+            Ok(Frame::Request { seq: 1, method: 256, budget_ms: None, args: &[] })
         );
         assert_eq!(Frame::parse(&[0x12, 0xff, 0xff, 0x0a]), Ok(Frame::Reply { seq: 0xffff, value: &[0x0a] }));
         assert_eq!(Frame::parse(&[0x12, 0x00, 0x00]), Ok(Frame::Reply { seq: 0, value: &[] }));

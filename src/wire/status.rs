@@ -26,6 +26,11 @@ pub enum Status {
     /// Code 3 (gRPC INVALID_ARGUMENT): the arguments did not decode as the method's
     /// argument types, or bytes were left over. Not executed.
     InvalidArgument,
+    /// Code 4 (gRPC DEADLINE_EXCEEDED, with a stricter meaning): the request's
+    /// time budget had run out when the server was about to dispatch it, so it
+    /// did not. Not executed. (A client whose own deadline passes reports
+    /// [`Error::Timeout`](crate::Error::Timeout), outcome unknown, instead.)
+    DeadlineExceeded,
     /// Code 7 (gRPC PERMISSION_DENIED): an interceptor on the server refused the
     /// call before dispatch. Not executed.
     PermissionDenied,
@@ -61,6 +66,7 @@ impl Status {
     pub const fn code(self) -> u8 {
         match self {
             Status::InvalidArgument => 3,
+            Status::DeadlineExceeded => 4,
             Status::PermissionDenied => 7,
             Status::ResourceExhausted => 8,
             Status::FailedPrecondition => 9,
@@ -77,6 +83,7 @@ impl Status {
     pub const fn from_code(code: u8) -> Self {
         match code {
             3 => Status::InvalidArgument,
+            4 => Status::DeadlineExceeded,
             7 => Status::PermissionDenied,
             8 => Status::ResourceExhausted,
             9 => Status::FailedPrecondition,
@@ -93,6 +100,7 @@ impl Status {
     pub const fn executed(self) -> Executed {
         match self {
             Status::InvalidArgument
+            | Status::DeadlineExceeded
             | Status::PermissionDenied
             | Status::ResourceExhausted
             | Status::Unimplemented
@@ -107,6 +115,7 @@ impl Status {
     pub const fn name(self) -> &'static str {
         match self {
             Status::InvalidArgument => "INVALID_ARGUMENT",
+            Status::DeadlineExceeded => "DEADLINE_EXCEEDED",
             Status::PermissionDenied => "PERMISSION_DENIED",
             Status::ResourceExhausted => "RESOURCE_EXHAUSTED",
             Status::FailedPrecondition => "FAILED_PRECONDITION",
@@ -139,7 +148,7 @@ mod tests {
 
     #[test]
     fn only_internal_proves_execution_and_unknown_codes_prove_nothing() {
-        let known = [3u8, 7, 8, 12, 14, 16];
+        let known = [3u8, 4, 7, 8, 12, 14, 16];
         for code in 0..=u8::MAX {
             let expected = match code {
                 13 => Executed::Yes,

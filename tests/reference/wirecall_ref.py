@@ -9,7 +9,7 @@ Rust crate against the same bytes. Run it to print the vectors:
 """
 
 VERSION = 1
-KIND_REQUEST, KIND_REPLY, KIND_STATUS, KIND_HELLO, KIND_WELCOME = 1, 2, 3, 4, 5
+KIND_REQUEST, KIND_REPLY, KIND_STATUS, KIND_HELLO, KIND_WELCOME, KIND_TIMED_REQUEST = 1, 2, 3, 4, 5, 6
 
 
 def crc16_ibm_sdlc(data: bytes) -> int:
@@ -83,6 +83,10 @@ def frame(kind: int, seq: int, body: bytes) -> bytes:
 
 def request(seq: int, method: int, args: bytes) -> bytes:
     return frame(KIND_REQUEST, seq, varint(method) + args)
+
+
+def timed_request(seq: int, method: int, budget_ms: int, args: bytes) -> bytes:
+    return frame(KIND_TIMED_REQUEST, seq, varint(method) + varint(budget_ms) + args)
 
 
 def reply(seq: int, value: bytes) -> bytes:
@@ -172,6 +176,9 @@ VECTORS = [
     ("resumed_welcome", welcome(3, 0xA1B2C3D4, True, 1)),
     ("ping_request", request(5, 0xFF00, b"")),
     ("ping_reply", reply(5, b"")),
+    ("timed_request", timed_request(0, 2, 250, zigzag_i32(2) + zigzag_i32(3))),
+    ("expired_request", timed_request(0, 2, 0, zigzag_i32(2) + zigzag_i32(3))),
+    ("deadline_status", status(0, 4)),
     ("describe_request", request(0, 0xFF01, varint(0) + varint(255))),
     ("describe_reply", reply(0, varint(EXAMPLE_FINGERPRINT) + varint(len(EXAMPLE_DOC)) + varint(len(EXAMPLE_DOC))
                          + EXAMPLE_DOC)),
