@@ -12,14 +12,20 @@ VERSION = 1
 KIND_REQUEST, KIND_REPLY, KIND_STATUS, KIND_HELLO, KIND_WELCOME, KIND_TIMED_REQUEST = 1, 2, 3, 4, 5, 6
 
 
-def crc16_ibm_sdlc(data: bytes) -> int:
-    """CRC-16/IBM-SDLC (X-25): poly 0x1021, init 0xFFFF, refin/refout true, xorout 0xFFFF."""
-    crc = 0xFFFF
+def crc_reflected(data: bytes, width: int, reflected_poly: int) -> int:
+    """A reflected CRC with init and final XOR all ones, bit by bit."""
+    ones = (1 << width) - 1
+    crc = ones
     for byte in data:
         crc ^= byte
         for _ in range(8):
-            crc = (crc >> 1) ^ 0x8408 if crc & 1 else crc >> 1
-    return crc ^ 0xFFFF
+            crc = (crc >> 1) ^ reflected_poly if crc & 1 else crc >> 1
+    return crc ^ ones
+
+
+def crc16_ibm_sdlc(data: bytes) -> int:
+    """CRC-16/IBM-SDLC (X-25): poly 0x1021 (0x8408 reflected), init 0xFFFF, refin/refout, xorout 0xFFFF."""
+    return crc_reflected(data, 16, 0x8408)
 
 
 RESIDUE = 0x0F47  # the CRC over a whole valid frame, its CRC bytes included
@@ -106,13 +112,8 @@ def welcome(seq: int, boot_id: int, resumed: bool, window: int) -> bytes:
 
 
 def crc64_xz(data: bytes) -> int:
-    """CRC-64/XZ: poly 0x42F0E1EBA9EA3693 reflected, init and xorout all ones."""
-    crc = 0xFFFFFFFFFFFFFFFF
-    for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0xC96C5795D7870F42 if crc & 1 else crc >> 1
-    return crc ^ 0xFFFFFFFFFFFFFFFF
+    """CRC-64/XZ: poly 0x42F0E1EBA9EA3693 (0xC96C5795D7870F42 reflected), init and xorout all ones."""
+    return crc_reflected(data, 64, 0xC96C5795D7870F42)
 
 
 # DataModelType tags of PROTOCOL.md §3.2.
