@@ -115,3 +115,15 @@ fn a_client_hook_sees_every_call_and_how_it_ended() {
     assert!(board.bump().is_err());
     assert_eq!(*record.0.lock().unwrap(), ["before 1", "after 1 Ok(())", "before 3", "after 3 Err(No)"]);
 }
+
+#[test]
+fn a_call_the_server_refuses_itself_skips_before_and_reaches_after() {
+    let g = guard(&[], Refused::PermissionDenied);
+    let seen = g.seen.clone();
+    let (board, _demo) = serve(g);
+    let (link, clock) = board.0.into_parts();
+    // A request longer than the server's 256-byte receive buffer.
+    let mut board = demo::Client(Client::<_, _, 256, 512>::sized(link, clock));
+    assert_eq!(board.echo(&[7; 300]), Err(Error::Status(Status::ResourceExhausted)));
+    assert_eq!(*seen.lock().unwrap(), [format!("after {} Err(TooLarge)", demo::ids::echo)]);
+}

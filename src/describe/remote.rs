@@ -55,10 +55,10 @@ impl RemoteMethod {
         match &self.args.ty {
             OwnedDataModelType::Struct(fields) => {
                 let fields: Vec<String> =
-                    fields.iter().map(|field| format!("{}: {}", field.name, type_text(&field.ty))).collect();
+                    fields.iter().map(|field| format!("{}: {}", field.name, field.ty.to_pseudocode())).collect();
                 format!("({})", fields.join(", "))
             }
-            _ => type_text(&self.args),
+            _ => self.args.to_pseudocode(),
         }
     }
 
@@ -66,15 +66,10 @@ impl RemoteMethod {
     pub fn signature(&self) -> String {
         let ret = match self.ret.ty {
             OwnedDataModelType::Unit => String::new(),
-            _ => format!(" -> {}", type_text(&self.ret)),
+            _ => format!(" -> {}", self.ret.to_pseudocode()),
         };
         format!("{}{}{}", self.name, self.args_text(), ret)
     }
-}
-
-/// A type in postcard-schema's Rust-like notation.
-pub fn type_text(ty: &OwnedNamedType) -> String {
-    ty.to_pseudocode()
 }
 
 impl From<&Description> for RemoteDescription {
@@ -158,8 +153,8 @@ fn method_difference(ours: &RemoteMethod, theirs: &RemoteMethod) -> Option<Strin
     if ours.ret != theirs.ret {
         return Some(format!(
             "method `{name}` returns: ours `{}`, the device's `{}`",
-            type_text(&ours.ret),
-            type_text(&theirs.ret)
+            ours.ret.to_pseudocode(),
+            theirs.ret.to_pseudocode()
         ));
     }
     None
@@ -323,31 +318,25 @@ struct Walk<'a> {
     rest: &'a [u8],
 }
 
-const TRUNCATED: &str = "the document ends inside a value";
-
-impl Walk<'_> {
-    fn byte(&mut self) -> Result<u8, &'static str> {
-        let (&first, rest) = self.rest.split_first().ok_or(TRUNCATED)?;
+impl<'a> Walk<'a> {
+    /// One postcard value off the front.
+    fn take<T: Deserialize<'a>>(&mut self) -> Result<T, &'static str> {
+        let (value, rest) =
+            postcard::take_from_bytes(self.rest).map_err(|_| "a value in the document is cut short or invalid")?;
         self.rest = rest;
-        Ok(first)
+        Ok(value)
+    }
+
+    fn byte(&mut self) -> Result<u8, &'static str> {
+        self.take()
     }
 
     fn varint(&mut self) -> Result<u32, &'static str> {
-        let mut value = 0u32;
-        for shift in (0..35).step_by(7) {
-            let byte = self.byte()?;
-            value |= u32::from(byte & 0x7F).checked_shl(shift).unwrap_or(0);
-            if byte & 0x80 == 0 {
-                return Ok(value);
-            }
-        }
-        Err("a length or id is not a valid varint")
+        self.take()
     }
 
     fn string(&mut self) -> Result<(), &'static str> {
-        let len = self.varint()? as usize;
-        self.rest = self.rest.get(len..).ok_or(TRUNCATED)?;
-        Ok(())
+        self.take::<&str>().map(drop)
     }
 
     fn named_type(&mut self, depth: usize) -> Result<(), &'static str> {

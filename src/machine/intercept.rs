@@ -5,8 +5,10 @@
 //! may refuse it; the client then gets a status that proves the call did not
 //! run (PERMISSION_DENIED, UNAUTHENTICATED, UNAVAILABLE). It sees each answer
 //! afterwards ([`after`]). Built-in methods (ping, describe, stats) pass
-//! through it too. Repeats answered from the reply cache do not: they are the
-//! same call, answered once.
+//! through it too. A call the server refuses itself (a request too large for
+//! its buffer, a spent time budget) does not reach `before`, but its refusal
+//! reaches `after`. Repeats answered from the reply cache reach neither: they
+//! are the same call, answered once.
 //!
 //! [`before`]: Interceptor::before
 //! [`after`]: Interceptor::after

@@ -75,6 +75,9 @@ pub enum Refused {
     /// The arguments did not decode as the method's argument tuple, or bytes
     /// were left over. Answered with [`Status::InvalidArgument`].
     BadArguments,
+    /// The request frame was longer than the server's receive buffer.
+    /// Answered with [`Status::ResourceExhausted`].
+    TooLarge,
     /// An interceptor does not allow this call. Answered with [`Status::PermissionDenied`].
     PermissionDenied,
     /// An interceptor wants credentials first. Answered with [`Status::Unauthenticated`].
@@ -93,6 +96,7 @@ impl Refused {
         match self {
             Refused::UnknownMethod => Status::Unimplemented,
             Refused::BadArguments => Status::InvalidArgument,
+            Refused::TooLarge => Status::ResourceExhausted,
             Refused::PermissionDenied => Status::PermissionDenied,
             Refused::Unauthenticated => Status::Unauthenticated,
             Refused::Unavailable => Status::Unavailable,
@@ -180,7 +184,8 @@ pub trait Dispatch {
     }
 
     /// Called before every new call, built-in methods included, before
-    /// anything runs. An error refuses it: the client gets the refusal's
+    /// anything runs (unless the server refused it already: too large, or its
+    /// time budget spent). An error refuses it: the client gets the refusal's
     /// status and knows the call did not run. Admits everything unless an
     /// [`Intercepted`](crate::machine::Intercepted) dispatcher says otherwise.
     ///
@@ -192,7 +197,8 @@ pub trait Dispatch {
     }
 
     /// Called after every new call was answered: `Ok` when it was dispatched
-    /// and replied to, the refusal otherwise (from `admit` or the dispatcher).
+    /// and replied to, the refusal otherwise (from the server itself, `admit`
+    /// or the dispatcher).
     fn answered(&mut self, method: u16, outcome: Result<(), Refused>) {
         let _ = (method, outcome);
     }
@@ -476,50 +482,50 @@ impl<const RX: usize, const TX: usize> ServerMachine<RX, TX> {
                         // sequence number: cached, so no later copy can run it.
                         session.newest = Some(seq);
                         self.cached_seq = Some(seq);
-                        let refused = if oversized {
-                            Some(Status::ResourceExhausted)
-                        } else {
+                        #[cfg(feature = "deadlines")]
+                        let deadline = budget_ms.map(|ms| now + Duration::from_millis(u64::from(ms)));
+                        #[cfg(not(feature = "deadlines"))]
+                        let _ = now;
+                        let responder = Responder {
+                            seq,
                             #[cfg(feature = "deadlines")]
-                            let deadline = budget_ms.map(|ms| now + Duration::from_millis(u64::from(ms)));
-                            #[cfg(not(feature = "deadlines"))]
-                            let _ = now;
-                            let responder = Responder {
-                                seq,
-                                #[cfg(feature = "deadlines")]
-                                deadline,
-                                buf: &mut self.cache,
-                            };
-                            let admitted = if cfg!(feature = "deadlines") && budget_ms == Some(0) {
-                                // The client stops waiting before any answer could reach it.
-                                Err(Refused::DeadlineExceeded)
-                            } else {
-                                service.admit(method, args)
-                            };
-                            let dispatched = match admitted {
-                                Err(refused) => Err(refused),
-                                // Without feature `builtins` the reserved ids reach the service,
-                                // which has no method there and answers UNIMPLEMENTED.
-                                #[cfg(feature = "builtins")]
-                                Ok(()) if method > crate::wire::MAX_APP_METHOD_ID => answer_builtin(
-                                    method,
-                                    args,
-                                    responder,
-                                    #[cfg(feature = "stats")]
-                                    &self.stats,
-                                    service,
-                                ),
-                                Ok(()) => service.dispatch(method, args, responder),
-                            };
-                            service.answered(method, dispatched.as_ref().map(|_| ()).map_err(|r| *r));
-                            match dispatched {
-                                Ok(replied) => {
-                                    count!(self.stats.dispatched);
-                                    wc_debug!("seq={} method={} answered", seq, method);
-                                    self.cache_len = replied.len;
-                                    None
-                                }
-                                Err(refused) => Some(refused.status()),
+                            deadline,
+                            buf: &mut self.cache,
+                        };
+                        // Every new call takes this one path: refused by the server itself,
+                        // by the service's `admit`, or dispatched; then `answered`.
+                        let admitted = if oversized {
+                            Err(Refused::TooLarge)
+                        } else if cfg!(feature = "deadlines") && budget_ms == Some(0) {
+                            // The client stops waiting before any answer could reach it.
+                            Err(Refused::DeadlineExceeded)
+                        } else {
+                            service.admit(method, args)
+                        };
+                        let dispatched = match admitted {
+                            Err(refused) => Err(refused),
+                            // Without feature `builtins` the reserved ids reach the service,
+                            // which has no method there and answers UNIMPLEMENTED.
+                            #[cfg(feature = "builtins")]
+                            Ok(()) if method > crate::wire::MAX_APP_METHOD_ID => answer_builtin(
+                                method,
+                                args,
+                                responder,
+                                #[cfg(feature = "stats")]
+                                &self.stats,
+                                service,
+                            ),
+                            Ok(()) => service.dispatch(method, args, responder),
+                        };
+                        service.answered(method, dispatched.as_ref().map(|_| ()).map_err(|r| *r));
+                        let refused = match dispatched {
+                            Ok(replied) => {
+                                count!(self.stats.dispatched);
+                                wc_debug!("seq={} method={} answered", seq, method);
+                                self.cache_len = replied.len;
+                                None
                             }
+                            Err(refused) => Some(refused.status()),
                         };
                         if let Some(status) = refused {
                             count!(self.stats.refused);

@@ -2,7 +2,7 @@
 //! (postcard-dyn does the translation).
 
 use postcard_dyn::Value;
-use wirecall::describe::remote::{RemoteMethod, type_text};
+use wirecall::describe::remote::RemoteMethod;
 use wirecall::schema::schema::owned::{OwnedDataModelType, OwnedDataModelVariant, OwnedNamedType};
 
 /// Fails for a type postcard-dyn 0.2 cannot translate safely: it would panic
@@ -82,7 +82,7 @@ pub fn encode_args(method: &RemoteMethod, text: &str) -> Result<Vec<u8>, String>
     let mut bytes = Vec::new();
     for (field, value) in fields.iter().zip(values) {
         let encoded = postcard_dyn::to_stdvec_dyn(&field.ty, value).map_err(|_| {
-            format!("argument `{}` of {signature}: {value} does not fit {}", field.name, type_text(&field.ty))
+            format!("argument `{}` of {signature}: {value} does not fit {}", field.name, field.ty.to_pseudocode())
         })?;
         bytes.extend_from_slice(&encoded);
     }
@@ -95,7 +95,7 @@ pub fn encode_args(method: &RemoteMethod, text: &str) -> Result<Vec<u8>, String>
 /// When the bytes are not a value of that type, or are followed by more.
 pub fn decode_value(method: &RemoteMethod, bytes: &[u8]) -> Result<Value, String> {
     check_supported(&method.ret)?;
-    let wrong = || format!("the value does not decode as {}", type_text(&method.ret));
+    let wrong = || format!("the value does not decode as {}", method.ret.to_pseudocode());
     let value = postcard_dyn::from_slice_dyn(&method.ret, bytes).map_err(|_| wrong())?;
     // postcard-dyn ignores bytes left over; encoding the value again shows them.
     match postcard_dyn::to_stdvec_dyn(&method.ret, &value) {

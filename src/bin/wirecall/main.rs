@@ -250,6 +250,6 @@ fn method_text(m: &RemoteMethod) -> String {
         m.signature(),
         m.id,
         m.args_text(),
-        remote::type_text(&m.ret)
+        m.ret.to_pseudocode()
     )
 }
