@@ -45,7 +45,7 @@ fn main() {
                 rest = &rest[used..];
                 let answer = server.outgoing();
                 let (_, outcome) = client.receive(answer, Instant::ZERO);
-                if let Some(outcome) = outcome {
+                if let Some(outcome) = outcome.and_then(wirecall::machine::Incoming::done) {
                     let value = outcome.expect("a value");
                     sum += i64::from(postcard::from_bytes::<i32>(value).expect("an i32"));
                 }

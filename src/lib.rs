@@ -35,10 +35,10 @@ pub mod stats;
 pub mod time;
 pub mod wire;
 
-pub use driver::{Call, Client, ClientHook, Hooked, Server, Step};
+pub use driver::{Call, Client, ClientHook, Completed, Event, Hooked, Server, Step, StreamError};
 pub use error::{Error, Executed, Status};
 pub use link::Link;
-pub use machine::{Dispatch, Method, Refused, Replied, Responder, RetryPolicy};
+pub use machine::{Dispatch, Method, Refused, Replied, Responder, RetryPolicy, StreamEnd};
 pub use time::{Clock, Instant};
 
 #[cfg(feature = "std")]
@@ -60,6 +60,35 @@ pub use heapless;
 
 /// Decodes a postcard value that must use every byte: trailing bytes mean the
 /// two sides disagree about the type.
+/// An event topic from a service definition (`event name: Type = id;`): its id
+/// and, in the type, the payload's type, so sending and receiving are typed.
+pub struct Topic<T: ?Sized> {
+    /// The topic id on the wire.
+    pub id: u16,
+    payload: core::marker::PhantomData<fn() -> T>,
+}
+
+impl<T: ?Sized> Topic<T> {
+    /// The topic `id`, carrying `T`s.
+    pub const fn new(id: u16) -> Self {
+        Topic { id, payload: core::marker::PhantomData }
+    }
+}
+
+impl<T: ?Sized> Clone for Topic<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T: ?Sized> Copy for Topic<T> {}
+
+impl<T: ?Sized> core::fmt::Debug for Topic<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Topic({})", self.id)
+    }
+}
+
 fn decode_exact<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Option<T> {
     match postcard::take_from_bytes::<T>(bytes) {
         Ok((value, [])) => Some(value),

@@ -42,7 +42,7 @@ proptest! {
         prop_assert!(!wire[..wire.len() - 1].contains(&0));
         prop_assert!(wire.len() <= 3 + 3 + args.len() + 2 + wirecall::wire::stream_overhead(3 + 3 + args.len() + 2));
         let decoded = decode_one(&wire);
-        prop_assert_eq!(Frame::parse(&decoded), Ok(Frame::Request { seq, method, budget_ms: None, args: &args }));
+        prop_assert_eq!(Frame::parse(&decoded), Ok(Frame::Request { seq, method, budget_ms: None, args: &args, oneway: false }));
     }
 
     #[test]
@@ -163,7 +163,7 @@ proptest! {
         while !rest.is_empty() && got.is_none() {
             let (used, outcome) = client.receive(rest, Instant::ZERO);
             rest = &rest[used..];
-            if let Some(outcome) = outcome {
+            if let Some(outcome) = outcome.and_then(wirecall::machine::Incoming::done) {
                 got = Some(outcome.map(|v| v.to_vec()));
             }
             let n = client.outgoing().len();

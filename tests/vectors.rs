@@ -7,7 +7,7 @@ mod common;
 use common::{hex, unhex};
 use wirecall::Instant;
 use wirecall::heapless::String;
-use wirecall::machine::{ClientMachine, ServerMachine};
+use wirecall::machine::{ClientMachine, Incoming, ServerMachine};
 use wirecall::wire::{
     Decoded, Frame, FrameDecoder, Status, encode_hello, encode_reply, encode_request, encode_status,
     encode_timed_request, encode_welcome,
@@ -126,31 +126,43 @@ fn decoding_every_vector_gives_its_fields() {
         assert_eq!(used, vector(name).len(), "{name}: the delimiter ends the frame");
         assert_eq!(Frame::parse(&decoded), Ok(frame), "{name}");
     };
-    expect("add_request", Frame::Request { seq: 0, method: 2, budget_ms: None, args: &[0x04, 0x06] });
+    expect("add_request", Frame::Request { seq: 0, method: 2, budget_ms: None, args: &[0x04, 0x06], oneway: false });
     expect("add_reply", Frame::Reply { seq: 0, value: &[0x0a] });
-    expect("greet_request", Frame::Request { seq: 1, method: 1, budget_ms: None, args: b"\x03Ada" });
+    expect("greet_request", Frame::Request { seq: 1, method: 1, budget_ms: None, args: b"\x03Ada", oneway: false });
     expect("greet_reply", Frame::Reply { seq: 1, value: b"\x09Hello Ada" });
-    expect("unknown_method_request", Frame::Request { seq: 2, method: 99, budget_ms: None, args: &[] });
+    expect("unknown_method_request", Frame::Request { seq: 2, method: 99, budget_ms: None, args: &[], oneway: false });
     expect("unknown_method_status", Frame::Status { seq: 2, status: Status::Unimplemented });
     expect(
         "wrapped_seq_request",
-        Frame::Request { seq: 0xffff, method: 2, budget_ms: None, args: &[0x01, 0xd8, 0x04] },
+        Frame::Request { seq: 0xffff, method: 2, budget_ms: None, args: &[0x01, 0xd8, 0x04], oneway: false },
     );
-    expect("large_method_id_request", Frame::Request { seq: 7, method: 0x0180, budget_ms: None, args: &[] });
+    expect(
+        "large_method_id_request",
+        Frame::Request { seq: 7, method: 0x0180, budget_ms: None, args: &[], oneway: false },
+    );
     expect("hello", Frame::Hello { seq: 0xffff, client_id: 0, fresh: true });
     expect("welcome", Frame::Welcome { seq: 0xffff, boot_id: 0, resumed: false, window: 1 });
     expect("no_session_status", Frame::Status { seq: 0, status: Status::FailedPrecondition });
     expect("aborted_status", Frame::Status { seq: 0, status: Status::Aborted });
     expect("resume_hello", Frame::Hello { seq: 3, client_id: 0x0102_0304, fresh: false });
     expect("resumed_welcome", Frame::Welcome { seq: 3, boot_id: 0xa1b2_c3d4, resumed: true, window: 1 });
-    expect("ping_request", Frame::Request { seq: 5, method: 0xff00, budget_ms: None, args: &[] });
+    expect("ping_request", Frame::Request { seq: 5, method: 0xff00, budget_ms: None, args: &[], oneway: false });
     expect("ping_reply", Frame::Reply { seq: 5, value: &[] });
     #[cfg(feature = "deadlines")]
-    expect("timed_request", Frame::Request { seq: 0, method: 2, budget_ms: Some(250), args: &[0x04, 0x06] });
+    expect(
+        "timed_request",
+        Frame::Request { seq: 0, method: 2, budget_ms: Some(250), args: &[0x04, 0x06], oneway: false },
+    );
     #[cfg(feature = "deadlines")]
-    expect("expired_request", Frame::Request { seq: 0, method: 2, budget_ms: Some(0), args: &[0x04, 0x06] });
+    expect(
+        "expired_request",
+        Frame::Request { seq: 0, method: 2, budget_ms: Some(0), args: &[0x04, 0x06], oneway: false },
+    );
     expect("deadline_status", Frame::Status { seq: 0, status: Status::DeadlineExceeded });
-    expect("describe_request", Frame::Request { seq: 0, method: 0xff01, budget_ms: None, args: &[0x00, 0xff, 0x01] });
+    expect(
+        "describe_request",
+        Frame::Request { seq: 0, method: 0xff01, budget_ms: None, args: &[0x00, 0xff, 0x01], oneway: false },
+    );
     let (decoded, _) = decode(&vector("describe_reply"));
     let Ok(Frame::Reply { seq: 0, value }) = Frame::parse(&decoded) else { panic!("describe_reply is a Reply") };
     let (fingerprint, total, chunk): (u64, u32, &[u8]) = postcard::from_bytes(value).unwrap();
@@ -236,17 +248,17 @@ fn client_plays_the_session_of_the_vectors() {
     assert_eq!(send(&mut client), hex(&vector("add_request")));
     let (used, outcome) = client.receive(&vector("add_reply"), Instant::ZERO);
     assert_eq!(used, vector("add_reply").len());
-    assert_eq!(outcome.unwrap().unwrap(), &[0x0a]);
+    assert_eq!(outcome.and_then(Incoming::done).unwrap().unwrap(), &[0x0a]);
 
     client.start(example::methods::greet, &("Ada",), Instant::ZERO, deadline).unwrap();
     assert_eq!(send(&mut client), hex(&vector("greet_request")));
     let (_, outcome) = client.receive(&vector("greet_reply"), Instant::ZERO);
-    assert_eq!(postcard::from_bytes::<&str>(outcome.unwrap().unwrap()).unwrap(), "Hello Ada");
+    assert_eq!(postcard::from_bytes::<&str>(outcome.and_then(Incoming::done).unwrap().unwrap()).unwrap(), "Hello Ada");
 
     client.start(wirecall::Method::new(99), &(), Instant::ZERO, deadline).unwrap();
     assert_eq!(send(&mut client), hex(&vector("unknown_method_request")));
     let (_, outcome) = client.receive(&vector("unknown_method_status"), Instant::ZERO);
-    let error = outcome.unwrap().unwrap_err();
+    let error = outcome.and_then(Incoming::done).unwrap().unwrap_err();
     assert_eq!(error, wirecall::Error::Status(Status::Unimplemented));
     assert!(!error.may_have_executed());
 }

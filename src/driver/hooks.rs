@@ -48,4 +48,25 @@ impl<C: Call, H: ClientHook> Call for Hooked<C, H> {
     fn max_reply_len(&self) -> usize {
         self.inner.max_reply_len()
     }
+
+    #[cfg(feature = "events")]
+    fn send_oneway<A: Serialize + ?Sized>(&mut self, method: Method, args: &A) -> Result<(), Error> {
+        self.hook.before(method);
+        let result = self.inner.send_oneway(method, args);
+        self.hook.after(method, result.as_ref().map(|_| ()));
+        result
+    }
+
+    #[cfg(feature = "streams")]
+    fn call_stream<A: Serialize + ?Sized, T: DeserializeOwned>(
+        &mut self,
+        method: Method,
+        args: &A,
+        on_item: &mut dyn FnMut(T) -> bool,
+    ) -> Result<crate::StreamEnd, super::StreamError> {
+        self.hook.before(method);
+        let result = self.inner.call_stream(method, args, on_item);
+        self.hook.after(method, result.as_ref().map(|_| ()).map_err(|e| &e.error));
+        result
+    }
 }

@@ -7,7 +7,9 @@ mod client;
 mod hooks;
 mod server;
 
-pub use client::{Call, Client, DEFAULT_TIMEOUT};
+#[cfg(all(feature = "events", feature = "std"))]
+pub use client::EVENT_QUEUE;
+pub use client::{Call, Client, Completed, DEFAULT_STREAM_CREDITS, DEFAULT_TIMEOUT, Event, StreamError};
 pub use hooks::{ClientHook, Hooked};
 pub use server::{Server, Step};
 

@@ -119,6 +119,14 @@ pub struct ClientStats {
     pub sessions: u32,
     /// Times the server had lost a session this client had: it restarted or dropped it.
     pub sessions_lost: u32,
+    /// Calls that ended cancelled: never run, or streams stopped.
+    pub cancelled: u32,
+    /// Stream items received.
+    pub items: u32,
+    /// Events received.
+    pub events: u32,
+    /// Events that never arrived, by the gaps in their numbers.
+    pub events_missed: u32,
 }
 
 impl ClientStats {
@@ -132,50 +140,118 @@ impl ClientStats {
         link_failures: 0,
         sessions: 0,
         sessions_lost: 0,
+        cancelled: 0,
+        items: 0,
+        events: 0,
+        events_missed: 0,
     };
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Out {
-    Idle,
-    /// `tx[from..tx_len]`; `from` is 0 with the preamble, 1 without.
-    Request {
-        from: usize,
-    },
-    /// `hello[from..hello_len]`.
-    Hello {
-        from: usize,
-    },
-}
-
+/// What a call is waiting for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
-    /// Waiting for the Welcome to Hello `seq` until `until`.
-    Handshake { seq: u16, until: Instant },
-    /// The request was sent; waiting for its answer until `until`.
+    /// Its request waits for the session to open.
+    Queued,
+    /// Its frame (request or cancel) is sent or being sent; waiting for the
+    /// answer until `until`.
     Waiting { until: Instant },
-    /// Waiting until `until` before sending the request again.
+    /// Waiting until `until` before sending again.
     Backoff { until: Instant },
+}
+
+/// What kind of call it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// One request, one answer.
+    Unary,
+    /// No answer: done once its frame is written.
+    #[cfg(feature = "events")]
+    OneWay,
+    /// Items, then an End.
+    #[cfg(feature = "streams")]
+    Stream {
+        /// The index the next item should have (items received, gaps included).
+        next: u32,
+        /// Items actually received.
+        received: u32,
+        /// The limit last granted to the server.
+        limit: u32,
+        /// Credit kept ahead of what was received.
+        credits: u32,
+        /// A Credit frame is due.
+        credit_due: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Call {
     seq: u16,
     deadline: Instant,
-    /// Sends of the request so far.
+    /// Sends of the current frame so far.
     attempts: u8,
     phase: Phase,
+    /// Its frame is due to be sent (first send or retransmission).
+    due: bool,
+    /// A byte of its request frame has reached the link.
+    frame_sent: bool,
     /// Re-asking a call that ended unknown: only a resumed session may answer it.
     resuming: bool,
+    /// The client cancelled it: what is sent is a Cancel, not the request.
+    cancelled: bool,
+    shape: Shape,
+    /// For streams: how long the call may stay silent before it ends.
+    #[cfg(feature = "streams")]
+    idle: Duration,
+}
+
+/// One call in flight and its request frame (`tx[0]` is a preamble byte).
+struct Slot<const TX: usize> {
+    tx: [u8; TX],
+    tx_len: usize,
+    call: Option<Call>,
+}
+
+impl<const TX: usize> Slot<TX> {
+    const EMPTY: Self = Slot { tx: [PREAMBLE; TX], tx_len: 0, call: None };
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Session {
     boot_id: u32,
+    window: u8,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Handshake {
+    seq: u16,
+    until: Instant,
+    due: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Out {
+    Idle,
+    /// `slots[slot].tx[from..tx_len]`; `from` is 0 with the preamble, 1 without.
+    Request {
+        slot: u8,
+        from: u8,
+    },
+    /// `hello[from..hello_len]`.
+    Hello {
+        from: u8,
+    },
+    /// `ctl[from..ctl_len]`: a Cancel or a Credit.
+    Control {
+        from: u8,
+    },
 }
 
 /// Bytes of the Hello buffer: a preamble and a Hello frame (12 bytes on the wire).
 const HELLO: usize = 13;
+
+/// Bytes of the control buffer: a preamble and the longest Cancel or Credit
+/// frame (3 + 5 decoded bytes, CRC, COBS and delimiter: 12 bytes on the wire).
+const CONTROL: usize = 13;
 
 /// The smallest receive buffer a client can have: one decoded Welcome frame.
 const MIN_RX: usize = 11;
@@ -184,39 +260,124 @@ const MIN_RX: usize = 11;
 /// request frame on the wire (6 decoded bytes, 1 of COBS overhead, the delimiter).
 const MIN_TX: usize = 9;
 
+/// What [`ClientMachine::receive`] delivers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Incoming<'a> {
+    /// The call `seq` ended: the postcard-encoded value (empty for a one-way
+    /// call, which ends once sent), or why not.
+    Done {
+        /// The call's sequence number.
+        seq: u16,
+        /// Its outcome.
+        outcome: Result<&'a [u8], Error>,
+    },
+    /// An item of the stream call `seq`.
+    Item {
+        /// The call's sequence number.
+        seq: u16,
+        /// The item's index: 0 first. A gap means items were lost (counted in the End).
+        index: u32,
+        /// The postcard-encoded item.
+        value: &'a [u8],
+    },
+    /// The stream call `seq` ended: its End arrived.
+    End {
+        /// The call's sequence number.
+        seq: u16,
+        /// What the server and the client counted.
+        end: StreamEnd,
+    },
+    /// An event from the server.
+    Event {
+        /// The server's event number; gaps are counted in `events_missed`.
+        seq: u16,
+        /// The event's topic id.
+        topic: u16,
+        /// The postcard-encoded payload.
+        payload: &'a [u8],
+    },
+}
+
+impl<'a> Incoming<'a> {
+    /// The outcome, if this says a call ended (`Done`).
+    pub fn done(self) -> Option<Result<&'a [u8], Error>> {
+        match self {
+            Incoming::Done { outcome, .. } => Some(outcome),
+            _ => None,
+        }
+    }
+}
+
+/// How a stream ended, as its End frame said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct StreamEnd {
+    /// Items the server sent.
+    pub sent: u32,
+    /// Items that arrived; fewer than `sent` when some were lost on the way.
+    pub received: u32,
+    /// `None` when the handler ended the stream; [`Status::Cancelled`] when the
+    /// client cancelled it, [`Status::Internal`] when an item did not fit the
+    /// server's buffer.
+    pub status: Option<Status>,
+}
+
+impl StreamEnd {
+    /// Every item the server sent arrived, and the handler ended the stream.
+    pub const fn is_complete(&self) -> bool {
+        self.status.is_none() && self.received == self.sent
+    }
+}
+
 /// The client protocol machine: `RX` bytes of receive buffer (largest decoded
-/// answer: header, value and CRC) and `TX` bytes of transmit buffer (largest
-/// encoded request: COBS, CRC and delimiter included, plus one preamble byte).
-pub struct ClientMachine<const RX: usize, const TX: usize> {
+/// answer: header, value and CRC), and `W` calls in flight (1 unless given)
+/// each with `TX` bytes of transmit buffer (largest encoded request: COBS, CRC
+/// and delimiter included, plus one preamble byte).
+pub struct ClientMachine<const RX: usize, const TX: usize, const W: usize = 1> {
     rx: Receiver<RX>,
-    /// `tx[0]` is the preamble; the request frame follows, up to `tx_len`.
-    tx: [u8; TX],
-    tx_len: usize,
+    slots: [Slot<TX>; W],
     hello: [u8; HELLO],
     hello_len: usize,
+    control: [u8; CONTROL],
+    control_len: usize,
     out: Out,
     /// Bytes of `outgoing()` already accepted by the link.
     sent: usize,
-    /// A byte of the current call's request frame has reached the link.
-    frame_sent: bool,
     client_id: u32,
     /// The next Hello opens a new life's session.
     fresh: bool,
     session: Option<Session>,
+    handshake: Option<Handshake>,
     next_seq: u16,
-    call: Option<Call>,
-    /// The sequence number of the last call, if it ended unknown and can be resumed.
-    resumable: Option<u16>,
+    /// The call that last ended unknown and can be resumed, and its slot.
+    resumable: Option<(u16, u8)>,
     policy: RetryPolicy,
     needs_preamble: bool,
+    /// The latest time the machine was given.
+    now: Instant,
     /// Whether requests carry their time budget (kind 6).
     #[cfg(feature = "deadlines")]
     budget_on_wire: bool,
+    /// The number of the last event received.
+    #[cfg(feature = "events")]
+    last_event: Option<u16>,
     #[cfg(feature = "stats")]
     stats: ClientStats,
 }
 
-impl<const RX: usize, const TX: usize> ClientMachine<RX, TX> {
+/// How a new call is sent.
+#[derive(Clone, Copy)]
+enum Send {
+    Request,
+    #[cfg(feature = "events")]
+    OneWay,
+    #[cfg(feature = "streams")]
+    Stream {
+        credits: u32,
+    },
+}
+
+impl<const RX: usize, const TX: usize, const W: usize> ClientMachine<RX, TX, W> {
     /// A client with id 0 whose first frame uses sequence number 0.
     pub const fn new() -> Self {
         Self::with_identity(0, 0)
@@ -227,25 +388,29 @@ impl<const RX: usize, const TX: usize> ClientMachine<RX, TX> {
     pub const fn with_identity(client_id: u32, first_seq: u16) -> Self {
         const { assert!(RX >= MIN_RX, "a client's RX buffer must hold a decoded Welcome frame (11 bytes)") };
         const { assert!(TX >= MIN_TX, "a client's TX buffer must hold a preamble and a request frame (9 bytes)") };
+        const { assert!(W >= 1 && W <= 32, "a client has 1 to 32 calls in flight") };
         ClientMachine {
             rx: Receiver::new(),
-            tx: [PREAMBLE; TX],
-            tx_len: 0,
+            slots: [const { Slot::EMPTY }; W],
             hello: [PREAMBLE; HELLO],
             hello_len: 0,
+            control: [PREAMBLE; CONTROL],
+            control_len: 0,
             out: Out::Idle,
             sent: 0,
-            frame_sent: false,
             client_id,
             fresh: true,
             session: None,
+            handshake: None,
             next_seq: first_seq,
-            call: None,
             resumable: None,
             policy: RetryPolicy::DEFAULT,
             needs_preamble: true,
+            now: Instant::ZERO,
             #[cfg(feature = "deadlines")]
             budget_on_wire: false,
+            #[cfg(feature = "events")]
+            last_event: None,
             #[cfg(feature = "stats")]
             stats: ClientStats::ZERO,
         }
@@ -296,23 +461,39 @@ impl<const RX: usize, const TX: usize> ClientMachine<RX, TX> {
         self.session.map(|s| s.boot_id)
     }
 
-    /// Whether a call is in progress.
-    pub const fn is_busy(&self) -> bool {
-        self.call.is_some()
+    /// Calls in flight.
+    pub fn in_flight(&self) -> usize {
+        self.slots.iter().filter(|s| s.call.is_some()).count()
     }
 
-    /// Whether the last call ended unknown and can be [resumed](Self::resume).
+    /// How many calls may be in flight at once: `W`, or fewer if the server's
+    /// window (from its Welcome) is smaller.
+    pub fn window(&self) -> usize {
+        self.session.map_or(W, |s| W.min(usize::from(s.window.max(1))))
+    }
+
+    /// Whether no further call can start until one ends.
+    pub fn is_busy(&self) -> bool {
+        self.in_flight() >= self.window()
+    }
+
+    /// Whether the call `seq` is in flight.
+    pub fn is_in_flight(&self, seq: u16) -> bool {
+        self.slots.iter().any(|s| s.call.is_some_and(|c| c.seq == seq))
+    }
+
+    /// Whether the last call that ended unknown can be [resumed](Self::resume).
     pub const fn can_resume(&self) -> bool {
         self.resumable.is_some()
     }
 
     /// Starts a call: encodes the request for `method` with `args` (a tuple), to
-    /// be answered by `deadline`. What to send is then in [`outgoing`](Self::outgoing):
-    /// a Hello first if no session is open.
+    /// be answered by `deadline`, and returns its sequence number. What to send
+    /// is then in [`outgoing`](Self::outgoing): a Hello first if no session is open.
     ///
     /// # Errors
-    /// Nothing is sent in either case: [`Error::Busy`] if a call is in progress,
-    /// [`Error::RequestTooLarge`] if the request does not fit `TX`.
+    /// Nothing is sent in either case: [`Error::Busy`] if [`window`](Self::window)
+    /// calls are in flight, [`Error::RequestTooLarge`] if the request does not fit `TX`.
     pub fn start<A: Serialize + ?Sized>(
         &mut self,
         method: Method,
@@ -320,100 +501,268 @@ impl<const RX: usize, const TX: usize> ClientMachine<RX, TX> {
         now: Instant,
         deadline: Instant,
     ) -> Result<u16, Error> {
-        if self.call.is_some() {
+        self.begin_call(method, args, now, deadline, Send::Request)
+    }
+
+    /// Starts a one-way call (feature `events`): its request is sent once,
+    /// never answered, and the call ends ([`Incoming::Done`] is never returned
+    /// for it; [`is_in_flight`](Self::is_in_flight) turns false) once the link
+    /// took the whole frame. Opens a session first if none is open.
+    ///
+    /// # Errors
+    /// As [`start`](Self::start).
+    #[cfg(feature = "events")]
+    pub fn start_oneway<A: Serialize + ?Sized>(
+        &mut self,
+        method: Method,
+        args: &A,
+        now: Instant,
+        deadline: Instant,
+    ) -> Result<u16, Error> {
+        self.begin_call(method, args, now, deadline, Send::OneWay)
+    }
+
+    /// Starts a stream call (feature `streams`): the server may send `credits`
+    /// items ahead of those received (at least 1); each item arrives as
+    /// [`Incoming::Item`], the end as [`Incoming::End`]. The stream ends
+    /// unknown if nothing arrives for `deadline - now`; every item restarts
+    /// that time.
+    ///
+    /// # Errors
+    /// As [`start`](Self::start).
+    #[cfg(feature = "streams")]
+    pub fn start_stream<A: Serialize + ?Sized>(
+        &mut self,
+        method: Method,
+        args: &A,
+        credits: u32,
+        now: Instant,
+        deadline: Instant,
+    ) -> Result<u16, Error> {
+        self.begin_call(method, args, now, deadline, Send::Stream { credits: credits.max(1) })
+    }
+
+    fn begin_call<A: Serialize + ?Sized>(
+        &mut self,
+        method: Method,
+        args: &A,
+        now: Instant,
+        deadline: Instant,
+        send: Send,
+    ) -> Result<u16, Error> {
+        if self.is_busy() {
             return Err(Error::Busy);
         }
+        // A free slot, preferably not the one a resumable call still needs.
+        let keep = self.resumable.map(|(_, slot)| usize::from(slot));
+        let i = (0..W)
+            .filter(|&i| self.slots.get(i).is_some_and(|s| s.call.is_none()))
+            .min_by_key(|&i| Some(i) == keep)
+            .ok_or(Error::Busy)?;
         // A Hello, if one is needed, takes the number before the request's.
-        let hello_seq = self.next_seq;
-        let seq = if self.session.is_some() { hello_seq } else { hello_seq.wrapping_add(1) };
-        let body = self.tx.get_mut(1..).unwrap_or(&mut []);
-        #[cfg(feature = "deadlines")]
-        let frame = if self.budget_on_wire {
-            // Retransmissions repeat these bytes: the budget is the one at the
-            // start, so a server may see more time than is left (never less).
-            let left = deadline.saturating_duration_since(now);
-            let budget = left.as_secs().saturating_mul(1000).saturating_add(u64::from(left.subsec_millis()));
-            crate::wire::encode_timed_request(seq, method.id, u32::try_from(budget).unwrap_or(u32::MAX), args, body)
-        } else {
-            encode_request(seq, method.id, args, body)
+        let needs_hello = self.session.is_none() && self.handshake.is_none();
+        let seq = if needs_hello { self.next_seq.wrapping_add(1) } else { self.next_seq };
+        let slot = self.slots.get_mut(i).ok_or(Error::Busy)?;
+        let body = slot.tx.get_mut(1..).unwrap_or(&mut []);
+        let frame = match send {
+            #[cfg(feature = "events")]
+            Send::OneWay => crate::wire::encode_oneway(seq, method.id, args, body),
+            #[cfg(feature = "deadlines")]
+            _ if self.budget_on_wire => {
+                // Retransmissions repeat these bytes: the budget is the one at the
+                // start, so a server may see more time than is left (never less).
+                let left = deadline.saturating_duration_since(now);
+                let budget = left.as_secs().saturating_mul(1000).saturating_add(u64::from(left.subsec_millis()));
+                crate::wire::encode_timed_request(seq, method.id, u32::try_from(budget).unwrap_or(u32::MAX), args, body)
+            }
+            _ => encode_request(seq, method.id, args, body),
         };
-        #[cfg(not(feature = "deadlines"))]
-        let frame = encode_request(seq, method.id, args, body);
         let frame_len = frame.map_err(|_| Error::RequestTooLarge)?.len();
+        slot.tx_len = 1 + frame_len;
+        let shape = match send {
+            Send::Request => Shape::Unary,
+            #[cfg(feature = "events")]
+            Send::OneWay => Shape::OneWay,
+            #[cfg(feature = "streams")]
+            Send::Stream { credits } => {
+                Shape::Stream { next: 0, received: 0, limit: credits, credits, credit_due: true }
+            }
+        };
+        slot.call = Some(Call {
+            seq,
+            deadline,
+            attempts: 0,
+            phase: Phase::Queued,
+            due: true,
+            frame_sent: false,
+            resuming: false,
+            cancelled: false,
+            shape,
+            #[cfg(feature = "streams")]
+            idle: deadline.saturating_duration_since(now),
+        });
+        if needs_hello {
+            self.open_session(self.next_seq, now);
+        }
         self.next_seq = seq.wrapping_add(1);
-        self.tx_len = 1 + frame_len;
-        self.resumable = None;
+        if keep == Some(i) {
+            self.resumable = None;
+        }
         count!(self.stats.calls);
         wc_debug!("call seq={} method={} len={}", seq, method.id, frame_len);
-        self.begin(
-            Call { seq, deadline, attempts: 0, phase: Phase::Waiting { until: now }, resuming: false },
-            now,
-            hello_seq,
-        );
+        self.release(now);
         Ok(seq)
     }
 
-    /// Asks again, under its own sequence number, for the answer to the last call,
-    /// which ended with its outcome unknown. The server answers from its cache if
+    /// Asks again, under its own sequence number, for the answer to the last call
+    /// that ended with its outcome unknown. The server answers from its cache if
     /// the call ran, runs it if it never arrived, and otherwise says it cannot
     /// tell; it never runs it twice. What to send is then in [`outgoing`](Self::outgoing).
     ///
     /// # Errors
-    /// [`Error::Busy`] if a call is in progress, [`Error::NothingToResume`] if the
-    /// last call did not end unknown.
+    /// [`Error::Busy`] if no call can start, [`Error::NothingToResume`] if no call
+    /// ended unknown since the last one started in its place.
     pub fn resume(&mut self, now: Instant, deadline: Instant) -> Result<u16, Error> {
-        if self.call.is_some() {
+        if self.is_busy() {
             return Err(Error::Busy);
         }
-        let seq = self.resumable.take().ok_or(Error::NothingToResume)?;
-        count!(self.stats.calls);
-        let hello_seq = self.next_seq;
-        if self.session.is_none() {
-            self.next_seq = hello_seq.wrapping_add(1);
+        let (seq, i) = self.resumable.ok_or(Error::NothingToResume)?;
+        let slot = self.slots.get_mut(usize::from(i)).ok_or(Error::NothingToResume)?;
+        if slot.call.is_some() {
+            return Err(Error::Busy);
         }
-        self.begin(
-            Call { seq, deadline, attempts: 0, phase: Phase::Waiting { until: now }, resuming: true },
-            now,
-            hello_seq,
-        );
+        self.resumable = None;
+        slot.call = Some(Call {
+            seq,
+            deadline,
+            attempts: 0,
+            phase: Phase::Queued,
+            due: true,
+            frame_sent: true,
+            resuming: true,
+            cancelled: false,
+            shape: Shape::Unary,
+            #[cfg(feature = "streams")]
+            idle: deadline.saturating_duration_since(now),
+        });
+        count!(self.stats.calls);
+        if self.session.is_none() && self.handshake.is_none() {
+            self.open_session(self.next_seq, now);
+            self.next_seq = self.next_seq.wrapping_add(1);
+        }
+        self.release(now);
         Ok(seq)
     }
 
-    /// Makes `call` current: opens a session first (Hello `hello_seq`) if none is open.
-    fn begin(&mut self, call: Call, now: Instant, hello_seq: u16) {
-        self.frame_sent = call.resuming;
-        self.call = Some(call);
-        if self.session.is_some() { self.send_request(now) } else { self.send_hello(hello_seq, now) }
+    /// Cancels the call `seq` (feature `cancel`). A call none of whose bytes
+    /// were sent ends at once, not executed ([`Status::Cancelled`], returned
+    /// by the next [`poll`](Self::poll)). Otherwise a Cancel goes to the server
+    /// in place of the request, and the call ends with the server's final
+    /// answer: CANCELLED (it never ran and never will), its value (it had
+    /// already run: cancelling rolls nothing back), a stream's End counting
+    /// the items sent, or an unknown outcome if no answer comes by the deadline.
+    ///
+    /// Returns `false` if no such call is in flight.
+    #[cfg(feature = "cancel")]
+    pub fn cancel(&mut self, seq: u16, now: Instant) -> bool {
+        let Some(call) = self.slots.iter_mut().filter_map(|s| s.call.as_mut()).find(|c| c.seq == seq) else {
+            return false;
+        };
+        if !call.cancelled {
+            call.cancelled = true;
+            call.attempts = 0;
+            if !call.frame_sent && !call.resuming {
+                // Nothing left: it ends at the next poll. A send in progress is
+                // not cut short (it would break the frame); none began.
+                call.due = false;
+                call.phase = Phase::Backoff { until: now };
+            } else if call.phase != Phase::Queued {
+                call.due = true;
+                call.phase = Phase::Backoff { until: now };
+            }
+        }
+        self.release(now);
+        true
     }
 
-    fn send_hello(&mut self, seq: u16, now: Instant) {
+    /// Sends the Hello `seq` that opens a session.
+    fn open_session(&mut self, seq: u16, now: Instant) {
         let body = self.hello.get_mut(1..).unwrap_or(&mut []);
         self.hello_len = 1 + encode_hello(seq, self.client_id, self.fresh, body).map_or(0, <[u8]>::len);
-        let from = self.preamble_offset();
-        self.set_out(Out::Hello { from });
-        let until = self.attempt_end(now);
-        if let Some(call) = &mut self.call {
-            call.phase = Phase::Handshake { seq, until };
-        }
+        let until = self.attempt_end(now, self.latest_deadline(now));
+        self.handshake = Some(Handshake { seq, until, due: true });
     }
 
-    fn send_request(&mut self, now: Instant) {
-        let from = self.preamble_offset();
-        self.set_out(Out::Request { from });
-        let until = self.attempt_end(now);
-        if let Some(call) = &mut self.call {
-            if call.attempts > 0 {
-                count!(self.stats.retries);
+    /// The latest deadline of the calls in flight.
+    fn latest_deadline(&self, now: Instant) -> Instant {
+        self.slots.iter().filter_map(|s| s.call).map(|c| c.deadline).max().unwrap_or(now)
+    }
+
+    /// When an attempt started `now` stops waiting: its timeout, or `deadline`.
+    fn attempt_end(&self, now: Instant, deadline: Instant) -> Instant {
+        now.plus_micros(duration_micros(self.policy.attempt_timeout)).min(deadline)
+    }
+
+    /// With nothing being sent: chooses the next frame to send, if any.
+    fn release(&mut self, now: Instant) {
+        self.now = now;
+        if self.out != Out::Idle {
+            return;
+        }
+        let from = u8::from(!self.needs_preamble);
+        if let Some(h) = &mut self.handshake {
+            if h.due {
+                h.due = false;
+                self.needs_preamble = false;
+                self.set_out(Out::Hello { from });
+                count!(self.stats.link.frames_out);
             }
-            call.attempts = call.attempts.saturating_add(1);
-            call.phase = Phase::Waiting { until };
+            return;
         }
-        count!(self.stats.link.frames_out);
-    }
-
-    /// 0 to send the preamble before the next frame, 1 to skip it.
-    fn preamble_offset(&mut self) -> usize {
-        usize::from(!core::mem::replace(&mut self.needs_preamble, false))
+        if self.session.is_none() {
+            return;
+        }
+        let policy_timeout = duration_micros(self.policy.attempt_timeout);
+        for i in 0..W {
+            let Some(slot) = self.slots.get_mut(i) else { break };
+            let Some(call) = &mut slot.call else { continue };
+            if call.due {
+                call.due = false;
+                if call.attempts > 0 {
+                    count!(self.stats.retries);
+                }
+                call.attempts = call.attempts.saturating_add(1);
+                call.phase = Phase::Waiting { until: now.plus_micros(policy_timeout).min(call.deadline) };
+                self.needs_preamble = false;
+                count!(self.stats.link.frames_out);
+                if call.cancelled {
+                    let body = self.control.get_mut(1..).unwrap_or(&mut []);
+                    self.control_len = 1 + crate::wire::encode_cancel(call.seq, body).map_or(0, <[u8]>::len);
+                    self.set_out(Out::Control { from });
+                } else {
+                    // A stream's credit goes out right after its request.
+                    #[cfg(feature = "streams")]
+                    if let Shape::Stream { credit_due, .. } = &mut call.shape {
+                        *credit_due = true;
+                    }
+                    self.set_out(Out::Request { slot: i as u8, from });
+                }
+                return;
+            }
+            #[cfg(feature = "streams")]
+            if let Shape::Stream { limit, credit_due: due @ true, .. } = &mut call.shape {
+                if call.cancelled || call.phase == Phase::Queued {
+                    continue;
+                }
+                *due = false;
+                let body = self.control.get_mut(1..).unwrap_or(&mut []);
+                self.control_len = 1 + crate::wire::encode_credit(call.seq, *limit, body).map_or(0, <[u8]>::len);
+                self.needs_preamble = false;
+                count!(self.stats.link.frames_out);
+                self.set_out(Out::Control { from });
+                return;
+            }
+        }
     }
 
     fn set_out(&mut self, out: Out) {
@@ -421,121 +770,207 @@ impl<const RX: usize, const TX: usize> ClientMachine<RX, TX> {
         self.sent = 0;
     }
 
-    /// When the current send stops waiting: its attempt timeout, or the deadline.
-    fn attempt_end(&self, now: Instant) -> Instant {
-        let deadline = self.call.map_or(now, |c| c.deadline);
-        now.plus_micros(duration_micros(self.policy.attempt_timeout)).min(deadline)
-    }
-
     /// Bytes not yet accepted by the link.
     pub fn outgoing(&self) -> &[u8] {
-        let (buf, from, len): (&[u8], usize, usize) = match self.out {
+        let (buf, from, len): (&[u8], u8, usize) = match self.out {
             Out::Idle => return &[],
-            Out::Request { from } => (&self.tx, from, self.tx_len),
+            Out::Request { slot, from } => match self.slots.get(usize::from(slot)) {
+                Some(s) => (&s.tx, from, s.tx_len),
+                None => return &[],
+            },
             Out::Hello { from } => (&self.hello, from, self.hello_len),
+            Out::Control { from } => (&self.control, from, self.control_len),
         };
-        buf.get(from.saturating_add(self.sent)..len).unwrap_or(&[])
+        buf.get(usize::from(from).saturating_add(self.sent)..len).unwrap_or(&[])
     }
 
     /// Records that the link accepted the first `n` bytes of [`outgoing`](Self::outgoing).
     pub fn wrote(&mut self, n: usize) {
         let n = n.min(self.outgoing().len());
         self.sent += n;
-        if let Out::Request { from } = self.out {
+        if let Out::Request { slot, from } = self.out {
             // Byte 0 of `tx` is the preamble; the frame starts at 1.
-            self.frame_sent |= n > 0 && from + self.sent > 1;
+            if let Some(call) = self.slots.get_mut(usize::from(slot)).and_then(|s| s.call.as_mut()) {
+                call.frame_sent |= n > 0 && usize::from(from) + self.sent > 1;
+            }
         }
         if self.outgoing().is_empty() {
-            self.set_out(Out::Idle);
-        }
-    }
-
-    /// When [`poll`](Self::poll) next has something to do, if a call is in progress.
-    pub fn poll_at(&self) -> Option<Instant> {
-        let call = self.call?;
-        Some(match call.phase {
-            Phase::Handshake { until, .. } | Phase::Waiting { until } | Phase::Backoff { until } => until,
-        })
-    }
-
-    /// Advances timers: sends the request again when an attempt timed out and the
-    /// policy allows, and ends the call when its deadline has passed.
-    pub fn poll(&mut self, now: Instant) -> Option<Error> {
-        let call = self.call?;
-        let (Phase::Handshake { until, .. } | Phase::Waiting { until } | Phase::Backoff { until }) = call.phase;
-        if now < until {
-            return None;
-        }
-        let time_left = now < call.deadline;
-        match call.phase {
-            Phase::Handshake { seq, .. } if time_left => {
-                count!(self.stats.retries);
-                self.needs_preamble = true;
-                self.send_hello(seq, now);
-                None
-            }
-            Phase::Handshake { .. } => {
-                // The request never left unless an earlier call sent it.
-                let error = if call.resuming { Error::Timeout } else { Error::Unreachable };
-                Some(self.end_with_timeout(error))
-            }
-            Phase::Waiting { .. } if time_left && call.attempts < self.policy.attempts.max(1) => {
-                let wait = self.policy.backoff_after(call.attempts);
-                if let Some(call) = &mut self.call {
-                    call.phase = Phase::Backoff { until: now.plus_micros(wait).min(call.deadline) };
+            #[cfg(feature = "events")]
+            if let Out::Request { slot, .. } = self.out {
+                if let Some(s) = self.slots.get_mut(usize::from(slot)) {
+                    if let Some(Call { shape: Shape::OneWay, .. }) = s.call {
+                        // Sent: a one-way call has nothing more to wait for.
+                        s.call = None;
+                    }
                 }
-                None
             }
-            Phase::Backoff { .. } if time_left => {
-                self.needs_preamble = true;
-                self.send_request(now);
-                None
-            }
-            Phase::Waiting { .. } | Phase::Backoff { .. } => {
-                let error = if self.frame_sent { Error::Timeout } else { Error::NotSent };
-                Some(self.end_with_timeout(error))
-            }
+            self.set_out(Out::Idle);
+            // The next frame's attempt starts at the last time the machine was told.
+            self.release(self.now);
         }
     }
 
-    fn end_with_timeout(&mut self, error: Error) -> Error {
+    /// When [`poll`](Self::poll) next has something to do, if anything is in flight.
+    pub fn poll_at(&self) -> Option<Instant> {
+        let calls = self.slots.iter().filter_map(|s| s.call).filter_map(|c| match c.phase {
+            Phase::Queued => None,
+            Phase::Waiting { until } | Phase::Backoff { until } => Some(until),
+        });
+        let handshake = self.handshake.map(|h| h.until);
+        calls.chain(handshake).min()
+    }
+
+    /// Advances timers: sends again what an attempt got no answer to, as the
+    /// policy allows, and ends a call whose deadline has passed. Returns one
+    /// ended call and its error per invocation: call it until it returns `None`.
+    pub fn poll(&mut self, now: Instant) -> Option<(u16, Error)> {
+        let result = self.poll_timers(now);
+        self.release(now);
+        result
+    }
+
+    fn poll_timers(&mut self, now: Instant) -> Option<(u16, Error)> {
+        if let Some(h) = self.handshake {
+            if now >= h.until {
+                // Calls whose time is up end; the Hello goes again if any is left.
+                for i in 0..W {
+                    let Some(call) = self.slots.get(i).and_then(|s| s.call) else { continue };
+                    if call.phase == Phase::Queued && now >= call.deadline {
+                        // The request never left unless an earlier session sent it.
+                        let error = if call.resuming { Error::Timeout } else { Error::Unreachable };
+                        return Some((call.seq, self.end_with_timeout(i, error)));
+                    }
+                }
+                if self.in_flight() > 0 {
+                    count!(self.stats.retries);
+                    self.needs_preamble = true;
+                    let until = self.attempt_end(now, self.latest_deadline(now));
+                    self.handshake = Some(Handshake { seq: h.seq, until, due: true });
+                } else {
+                    self.handshake = None;
+                }
+            }
+        }
+        let attempts = self.policy.attempts.max(1);
+        for i in 0..W {
+            let Some(call) = self.slots.get(i).and_then(|s| s.call) else { continue };
+            let (Phase::Waiting { until } | Phase::Backoff { until }) = call.phase else { continue };
+            if now < until {
+                continue;
+            }
+            let time_left = now < call.deadline;
+            match call.phase {
+                Phase::Waiting { .. } if time_left && call.attempts < attempts => {
+                    let wait = self.policy.backoff_after(call.attempts);
+                    self.set_phase(i, Phase::Backoff { until: now.plus_micros(wait).min(call.deadline) });
+                }
+                Phase::Backoff { .. } if time_left && (call.frame_sent || !call.cancelled) => {
+                    if let Some(c) = self.slots.get_mut(i).and_then(|s| s.call.as_mut()) {
+                        c.due = true;
+                        c.phase = Phase::Waiting { until: now };
+                        // A stream that has items resends its credit, not its request:
+                        // the credit also asks a server whose stream ended for the End.
+                        #[cfg(feature = "streams")]
+                        if let Shape::Stream { received, next, credit_due, .. } = &mut c.shape {
+                            if (*received > 0 || *next > 0) && !c.cancelled {
+                                c.due = false;
+                                c.attempts = c.attempts.saturating_add(1);
+                                *credit_due = true;
+                                c.phase = Phase::Waiting {
+                                    until: now
+                                        .plus_micros(duration_micros(self.policy.attempt_timeout))
+                                        .min(c.deadline),
+                                };
+                            }
+                        }
+                    }
+                    self.needs_preamble = true;
+                }
+                _ if call.cancelled && !call.frame_sent && !call.resuming => {
+                    count!(self.stats.cancelled);
+                    return Some((call.seq, self.finish(i, Error::Status(Status::Cancelled))));
+                }
+                _ => {
+                    let error = if call.frame_sent { Error::Timeout } else { Error::NotSent };
+                    return Some((call.seq, self.end_with_timeout(i, error)));
+                }
+            }
+        }
+        None
+    }
+
+    fn set_phase(&mut self, i: usize, phase: Phase) {
+        if let Some(call) = self.slots.get_mut(i).and_then(|s| s.call.as_mut()) {
+            call.phase = phase;
+        }
+    }
+
+    fn end_with_timeout(&mut self, i: usize, error: Error) -> Error {
         count!(self.stats.timeouts);
         wc_warn!("call timed out");
         self.needs_preamble = true;
-        self.finish(error)
+        self.finish(i, error)
     }
 
-    /// Ends the current call with `error`, keeping it resumable if its outcome is unknown.
-    fn finish(&mut self, error: Error) -> Error {
-        if let Some(call) = self.call.take() {
-            if error.executed() == crate::Executed::Maybe && self.frame_sent {
-                self.resumable = Some(call.seq);
+    /// Ends the call in slot `i` with `error`, keeping it resumable if its outcome
+    /// is unknown.
+    fn finish(&mut self, i: usize, error: Error) -> Error {
+        if let Some(call) = self.slots.get_mut(i).and_then(|s| s.call.take()) {
+            if error.executed() == crate::Executed::Maybe && call.frame_sent && call.shape == Shape::Unary {
+                self.resumable = Some((call.seq, i as u8));
             }
         }
-        self.set_out(Out::Idle);
+        if matches!(self.out, Out::Request { slot, .. } if usize::from(slot) == i) {
+            // Its frame is being written: finish writing it, it is in the link already.
+            return error;
+        }
+        if self.in_flight() == 0 {
+            self.handshake = None;
+        }
         error
     }
 
-    /// Ends the call in progress because the link failed or closed, and returns
-    /// how it ended: [`Error::NotSent`] if no byte of its request frame ever
-    /// reached the link, [`Error::LinkLost`] otherwise. Returns `None` if no call
-    /// was in progress. The session must be confirmed again before the next call.
+    /// Ends the calls in flight because the link failed or closed, and returns
+    /// how the first (in slot order) ended: [`Error::NotSent`] if no byte of its
+    /// request frame ever reached the link, [`Error::LinkLost`] otherwise.
+    /// Returns `None` if no call was in flight. With more than one call in
+    /// flight, [`take_failed`](Self::take_failed) ends the others. The session
+    /// must be confirmed again before the next call.
     pub fn link_failed(&mut self) -> Option<Error> {
-        self.session = None;
-        self.needs_preamble = true;
-        self.rx.decoder.reset();
-        self.call?;
-        count!(self.stats.link_failures);
-        wc_warn!("call ended by a link failure");
-        let error = if self.frame_sent { Error::LinkLost } else { Error::NotSent };
-        Some(self.finish(error))
+        self.fail_link();
+        let (_, error) = self.take_failed()?;
+        Some(error)
     }
 
-    /// Feeds received bytes. Stops at the answer that ends the call in progress and
-    /// returns the bytes consumed and the call's outcome: the postcard-encoded
-    /// value, or the error. Feed the unconsumed rest later; nothing is lost. A
-    /// Welcome may put the request in [`outgoing`](Self::outgoing).
-    pub fn receive(&mut self, input: &[u8], now: Instant) -> (usize, Option<Result<&[u8], Error>>) {
+    /// Notes that the link failed or closed: the session must be confirmed
+    /// again, and every call in flight ends, one per [`take_failed`](Self::take_failed).
+    pub fn fail_link(&mut self) {
+        self.session = None;
+        self.handshake = None;
+        self.needs_preamble = true;
+        self.rx.decoder.reset();
+        self.set_out(Out::Idle);
+    }
+
+    /// After [`fail_link`](Self::fail_link): ends the next call in flight on the
+    /// failed link, returning its number and how it ended.
+    pub fn take_failed(&mut self) -> Option<(u16, Error)> {
+        if self.session.is_some() || self.handshake.is_some() {
+            return None;
+        }
+        let i = self.slots.iter().position(|s| s.call.is_some())?;
+        let call = self.slots.get(i).and_then(|s| s.call)?;
+        count!(self.stats.link_failures);
+        wc_warn!("call ended by a link failure");
+        let error = if call.frame_sent { Error::LinkLost } else { Error::NotSent };
+        Some((call.seq, self.finish(i, error)))
+    }
+
+    /// Feeds received bytes. Stops at the first thing to deliver (a call's end,
+    /// a stream item, an event) and returns the bytes consumed and what
+    /// arrived. Feed the unconsumed rest later; nothing is lost. A Welcome may
+    /// put requests in [`outgoing`](Self::outgoing).
+    pub fn receive(&mut self, input: &[u8], now: Instant) -> (usize, Option<Incoming<'_>>) {
         if self.rx.arrive(input, now) {
             count!(self.stats.link.dropped_stale);
         }
@@ -544,17 +979,18 @@ impl<const RX: usize, const TX: usize> ClientMachine<RX, TX> {
             let (used, event) = self.rx.decoder.feed(input.get(consumed..).unwrap_or(&[]));
             consumed += used;
             let Some(event) = event else { break };
-            if let Some(outcome) = self.accept(event, now) {
-                let value = outcome.map(|()| self.rx.decoder.frame().get(HEADER_LEN..).unwrap_or(&[]));
-                return (consumed, Some(value));
+            let delivered = self.accept(event, now);
+            self.release(now);
+            if let Some(delivered) = delivered {
+                let frame = self.rx.decoder.frame();
+                return (consumed, Some(delivered.resolve(frame)));
             }
         }
         (consumed, None)
     }
 
-    /// Counts one decoder event and acts on it. `Some(Ok(()))`: the call's value
-    /// is the payload of the decoder's frame.
-    fn accept(&mut self, event: Decoded, now: Instant) -> Option<Result<(), Error>> {
+    /// Counts one decoder event and acts on it; says what to deliver.
+    fn accept(&mut self, event: Decoded, now: Instant) -> Option<Deliver> {
         let oversized = match event {
             Decoded::Frame => false,
             Decoded::Oversized { .. } => true,
@@ -575,7 +1011,7 @@ impl<const RX: usize, const TX: usize> ClientMachine<RX, TX> {
                 return None;
             }
         };
-        if let Frame::Request { .. } | Frame::Hello { .. } = frame {
+        if let Frame::Request { .. } | Frame::Hello { .. } | Frame::Cancel { .. } | Frame::Credit { .. } = frame {
             count!(self.stats.link.dropped_kind);
             return None;
         }
@@ -585,43 +1021,138 @@ impl<const RX: usize, const TX: usize> ClientMachine<RX, TX> {
         } else {
             &mut self.stats.link.frames_in
         });
-        let Some(call) = self.call else {
+        if let Frame::Welcome { seq, boot_id, resumed, window } = frame {
+            return self.welcome(seq, boot_id, resumed, window, now);
+        }
+        #[cfg(feature = "events")]
+        if let Frame::Event { seq, topic, .. } = frame {
+            if oversized {
+                return None;
+            }
+            #[cfg(feature = "stats")]
+            if let Some(last) = self.last_event {
+                let gap = seq.wrapping_sub(last).wrapping_sub(1);
+                if gap < 0x8000 {
+                    self.stats.events_missed = self.stats.events_missed.saturating_add(u32::from(gap));
+                }
+            }
+            self.last_event = Some(seq);
+            count!(self.stats.events);
+            return Some(Deliver::Event { seq, topic });
+        }
+        let seq = frame.seq();
+        let found = self.slots.iter().position(|s| s.call.is_some_and(|c| c.seq == seq && c.phase != Phase::Queued));
+        let Some(i) = found else {
             count!(self.stats.late_replies);
+            wc_debug!("late answer seq={} discarded", seq);
             return None;
         };
-        match (frame, call.phase) {
-            (Frame::Welcome { seq, boot_id, resumed, .. }, Phase::Handshake { seq: hello, .. }) if seq == hello => {
-                count!(self.stats.sessions);
-                if !resumed && !self.fresh {
-                    count!(self.stats.sessions_lost);
-                }
-                self.fresh = false;
-                self.session = Some(Session { boot_id });
-                wc_debug!("session open: boot={} resumed={}", boot_id, resumed);
-                if call.resuming && !resumed {
-                    // The server no longer knows this call; it must not run it blindly.
-                    return Some(Err(self.finish(Error::SessionLost)));
-                }
-                self.send_request(now);
-                None
+        let _call = self.slots.get(i).and_then(|s| s.call)?;
+        match frame {
+            Frame::Reply { .. } => {
+                let outcome = if oversized { Err(self.finish(i, Error::ReplyTooLarge)) } else { self.finish_ok(i) };
+                Some(Deliver::Done { seq, error: outcome.err() })
             }
-            (Frame::Reply { seq, .. }, Phase::Waiting { .. } | Phase::Backoff { .. }) if seq == call.seq => {
-                Some(if oversized { Err(self.finish(Error::ReplyTooLarge)) } else { self.finish_ok() })
-            }
-            (Frame::Status { seq, status }, Phase::Waiting { .. } | Phase::Backoff { .. }) if seq == call.seq => {
+            Frame::Status { status, .. } => {
                 if status == Status::FailedPrecondition {
                     // The server has no session for us: it restarted.
                     self.session = None;
                     count!(self.stats.sessions_lost);
                 }
-                Some(Err(self.finish(Error::Status(status))))
+                if status == Status::Cancelled {
+                    count!(self.stats.cancelled);
+                }
+                Some(Deliver::Done { seq, error: Some(self.finish(i, Error::Status(status))) })
+            }
+            #[cfg(feature = "streams")]
+            Frame::Item { index, .. } => {
+                let call = _call;
+                let Shape::Stream { next, received, limit, credits, .. } = call.shape else {
+                    count!(self.stats.late_replies);
+                    return None;
+                };
+                if oversized || index < next {
+                    // A repeat, or an item too long to deliver: lost (counted by the End).
+                    count!(self.stats.link.dropped_too_long);
+                    return None;
+                }
+                count!(self.stats.items);
+                let new_limit = index.saturating_add(1).saturating_add(credits);
+                let until = self.attempt_end(now, now + call.idle);
+                if let Some(c) = self.slots.get_mut(i).and_then(|s| s.call.as_mut()) {
+                    c.deadline = now + c.idle;
+                    c.attempts = 0;
+                    if !c.cancelled {
+                        c.phase = Phase::Waiting { until };
+                    }
+                    c.shape = Shape::Stream {
+                        next: index.saturating_add(1),
+                        received: received.saturating_add(1),
+                        limit: limit.max(new_limit),
+                        credits,
+                        // Batches credit: one Credit frame per half window.
+                        credit_due: new_limit.saturating_sub(limit) >= credits.div_ceil(2),
+                    };
+                }
+                Some(Deliver::Item { seq, index })
+            }
+            #[cfg(feature = "streams")]
+            Frame::End { status, items, .. } => {
+                let received = match _call.shape {
+                    Shape::Stream { received, .. } => received,
+                    _ => 0,
+                };
+                if status == Some(Status::Cancelled) {
+                    count!(self.stats.cancelled);
+                }
+                let _ = self.finish_ok(i);
+                Some(Deliver::End { seq, end: StreamEnd { sent: items, received, status } })
             }
             _ => {
                 count!(self.stats.late_replies);
-                wc_debug!("late answer seq={} discarded", frame.seq());
                 None
             }
         }
+    }
+
+    /// A Welcome: opens the session if it answers our Hello.
+    fn welcome(&mut self, seq: u16, boot_id: u32, resumed: bool, window: u8, now: Instant) -> Option<Deliver> {
+        match self.handshake {
+            Some(h) if h.seq == seq => {}
+            _ => {
+                count!(self.stats.late_replies);
+                return None;
+            }
+        }
+        count!(self.stats.sessions);
+        if !resumed && !self.fresh {
+            count!(self.stats.sessions_lost);
+        }
+        self.fresh = false;
+        self.handshake = None;
+        self.session = Some(Session { boot_id, window });
+        wc_debug!("session open: boot={} resumed={}", boot_id, resumed);
+        let mut lost = None;
+        for i in 0..W {
+            let Some(call) = self.slots.get_mut(i).and_then(|s| s.call.as_mut()) else { continue };
+            if call.phase != Phase::Queued {
+                continue;
+            }
+            if call.resuming && !resumed && lost.is_none() {
+                // The server no longer knows this call; it must not run it blindly.
+                lost = Some((i, call.seq));
+                continue;
+            }
+            if call.cancelled && !call.frame_sent {
+                call.phase = Phase::Backoff { until: now };
+                call.due = false;
+                continue;
+            }
+            call.phase = Phase::Waiting { until: now };
+            call.due = true;
+        }
+        let (i, seq) = lost?;
+        Some(Deliver::Done { seq, error: Some(self.finish(i, Error::SessionLost)) })
     }
 
     /// Counts a retry the driver made as a new call.
@@ -629,17 +1160,70 @@ impl<const RX: usize, const TX: usize> ClientMachine<RX, TX> {
         count!(self.stats.retries);
     }
 
-    fn finish_ok(&mut self) -> Result<(), Error> {
-        self.call = None;
-        self.set_out(Out::Idle);
+    fn finish_ok(&mut self, i: usize) -> Result<(), Error> {
+        if let Some(s) = self.slots.get_mut(i) {
+            s.call = None;
+        }
+        if self.in_flight() == 0 {
+            self.handshake = None;
+        }
         Ok(())
+    }
+}
+
+/// What [`ClientMachine::accept`] found, before it borrows the frame.
+enum Deliver {
+    Done {
+        seq: u16,
+        error: Option<Error>,
+    },
+    #[cfg(feature = "streams")]
+    Item {
+        seq: u16,
+        index: u32,
+    },
+    #[cfg(feature = "streams")]
+    End {
+        seq: u16,
+        end: StreamEnd,
+    },
+    #[cfg(feature = "events")]
+    Event {
+        seq: u16,
+        topic: u16,
+    },
+}
+
+impl Deliver {
+    /// What to hand out, with the payload borrowed from the decoded `frame`.
+    fn resolve(self, frame: &[u8]) -> Incoming<'_> {
+        let payload = || match Frame::parse(frame) {
+            Ok(Frame::Reply { value, .. }) => value,
+            #[cfg(feature = "streams")]
+            Ok(Frame::Item { value, .. }) => value,
+            #[cfg(feature = "events")]
+            Ok(Frame::Event { payload, .. }) => payload,
+            _ => &[],
+        };
+        match self {
+            Deliver::Done { seq, error: None } => {
+                Incoming::Done { seq, outcome: Ok(frame.get(HEADER_LEN..).map_or(&[], |_| payload())) }
+            }
+            Deliver::Done { seq, error: Some(e) } => Incoming::Done { seq, outcome: Err(e) },
+            #[cfg(feature = "streams")]
+            Deliver::Item { seq, index } => Incoming::Item { seq, index, value: payload() },
+            #[cfg(feature = "streams")]
+            Deliver::End { seq, end } => Incoming::End { seq, end },
+            #[cfg(feature = "events")]
+            Deliver::Event { seq, topic } => Incoming::Event { seq, topic, payload: payload() },
+        }
     }
 }
 
 /// A client machine can be built in a `static` (checked at compile time).
 const _: ClientMachine<64, 64> = ClientMachine::new();
 
-impl<const RX: usize, const TX: usize> Default for ClientMachine<RX, TX> {
+impl<const RX: usize, const TX: usize, const W: usize> Default for ClientMachine<RX, TX, W> {
     fn default() -> Self {
         Self::new()
     }
@@ -656,6 +1240,14 @@ mod tests {
     use crate::wire::{encode_reply, encode_request, encode_status, encode_welcome};
 
     type Machine = ClientMachine<32, 32>;
+
+    /// The outcome of a call that ended, if `incoming` says one did.
+    fn done(incoming: Option<Incoming<'_>>) -> Option<Result<&[u8], Error>> {
+        match incoming? {
+            Incoming::Done { outcome, .. } => Some(outcome),
+            _ => None,
+        }
+    }
 
     const T0: Instant = Instant::from_millis(0);
     const DEADLINE: Instant = Instant::from_millis(1000);
@@ -703,7 +1295,7 @@ mod tests {
         take(&mut m);
         assert_eq!(m.receive(&welcome(0, false), T0), (13, None));
         take(&mut m);
-        assert_eq!(m.receive(&reply(1, 0), T0).1, Some(Ok(&[0x00][..])));
+        assert_eq!(done(m.receive(&reply(1, 0), T0).1), Some(Ok(&[0x00][..])));
         m
     }
 
@@ -720,7 +1312,7 @@ mod tests {
         let request = take(&mut m);
         assert_eq!(request.len(), 10, "no preamble once the session is open");
         assert_eq!(frames(&request), [[0x11, 1, 0, 2, 4, 6]]);
-        assert_eq!(m.receive(&reply(1, 5), T0).1, Some(Ok(&[0x0a][..])));
+        assert_eq!(done(m.receive(&reply(1, 5), T0).1), Some(Ok(&[0x0a][..])));
         // The next call goes straight out.
         m.start(ADD, &(1i32, 1i32), T0, DEADLINE).unwrap();
         assert_eq!(frames(&take(&mut m)), [[0x11, 2, 0, 2, 2, 2]]);
@@ -742,14 +1334,14 @@ mod tests {
         m.start(ADD, &(), T0, DEADLINE).unwrap();
         take(&mut m);
         assert_eq!(m.poll_at(), Some(Instant::from_millis(300)));
-        assert_eq!(m.poll(Instant::from_millis(300)), None);
+        assert_eq!(m.poll(Instant::from_millis(300)).map(|(_, e)| e), None);
         assert_eq!(frames(&take(&mut m)).len(), 1, "Hello sent again");
-        assert_eq!(m.poll(Instant::from_millis(600)), None);
+        assert_eq!(m.poll(Instant::from_millis(600)).map(|(_, e)| e), None);
         take(&mut m);
-        assert_eq!(m.poll(Instant::from_millis(900)), None);
+        assert_eq!(m.poll(Instant::from_millis(900)).map(|(_, e)| e), None);
         take(&mut m);
         assert_eq!(m.poll_at(), Some(DEADLINE));
-        let error = m.poll(DEADLINE).unwrap();
+        let error = m.poll(DEADLINE).map(|(_, e)| e).unwrap();
         assert_eq!(error, Error::Unreachable);
         assert!(!error.may_have_executed());
         assert!(!m.can_resume());
@@ -760,17 +1352,17 @@ mod tests {
         let mut m = open();
         m.start(ADD, &(2i32, 3i32), T0, DEADLINE).unwrap();
         let first = take(&mut m);
-        assert_eq!(m.poll(Instant::from_millis(249)), None);
+        assert_eq!(m.poll(Instant::from_millis(249)).map(|(_, e)| e), None);
         assert!(m.outgoing().is_empty());
-        assert_eq!(m.poll(Instant::from_millis(250)), None, "attempt over: backoff");
+        assert_eq!(m.poll(Instant::from_millis(250)).map(|(_, e)| e), None, "attempt over: backoff");
         assert_eq!(m.poll_at(), Some(Instant::from_millis(260)));
         assert!(m.outgoing().is_empty());
-        assert_eq!(m.poll(Instant::from_millis(260)), None);
+        assert_eq!(m.poll(Instant::from_millis(260)).map(|(_, e)| e), None);
         let second = take(&mut m);
         assert_eq!(second[0], 0x00, "preamble before a retransmission");
         assert_eq!(&second[1..], &first[..], "same frame, same seq");
         // An answer to either send ends the call.
-        assert_eq!(m.receive(&reply(2, 5), Instant::from_millis(270)).1, Some(Ok(&[0x0a][..])));
+        assert_eq!(done(m.receive(&reply(2, 5), Instant::from_millis(270)).1), Some(Ok(&[0x0a][..])));
         assert_counted!(m.stats().retries, 1);
     }
 
@@ -780,11 +1372,11 @@ mod tests {
         m.set_retry_policy(RetryPolicy { attempts: 2, ..RetryPolicy::DEFAULT });
         m.start(ADD, &(2i32, 3i32), T0, DEADLINE).unwrap();
         take(&mut m);
-        m.poll(Instant::from_millis(250));
-        m.poll(Instant::from_millis(260));
+        m.poll(Instant::from_millis(250)).map(|(_, e)| e);
+        m.poll(Instant::from_millis(260)).map(|(_, e)| e);
         take(&mut m);
         assert_eq!(m.poll_at(), Some(Instant::from_millis(510)));
-        let error = m.poll(Instant::from_millis(510)).unwrap();
+        let error = m.poll(Instant::from_millis(510)).map(|(_, e)| e).unwrap();
         assert_eq!(error, Error::Timeout);
         assert!(error.may_have_executed());
         assert!(m.can_resume());
@@ -795,7 +1387,7 @@ mod tests {
         assert!(!m.can_resume(), "a new call replaces the resumable one");
         take(&mut m);
         assert_eq!(m.receive(&reply(2, 99), T0), (reply(2, 99).len(), None));
-        assert_eq!(m.receive(&reply(3, 2), T0).1, Some(Ok(&[0x04][..])));
+        assert_eq!(done(m.receive(&reply(3, 2), T0).1), Some(Ok(&[0x04][..])));
         assert_counted!(m.stats().late_replies, 1);
     }
 
@@ -805,11 +1397,11 @@ mod tests {
         m.set_retry_policy(RetryPolicy::NONE);
         m.start(ADD, &(2i32, 3i32), T0, Instant::from_millis(100)).unwrap();
         let first = take(&mut m);
-        assert_eq!(m.poll(Instant::from_millis(100)), Some(Error::Timeout));
+        assert_eq!(m.poll(Instant::from_millis(100)).map(|(_, e)| e), Some(Error::Timeout));
         assert_eq!(m.resume(Instant::from_millis(200), Instant::from_millis(300)), Ok(2));
         let again = take(&mut m);
         assert_eq!(&again[1..], &first[..]);
-        assert_eq!(m.receive(&reply(2, 5), Instant::from_millis(210)).1, Some(Ok(&[0x0a][..])));
+        assert_eq!(done(m.receive(&reply(2, 5), Instant::from_millis(210)).1), Some(Ok(&[0x0a][..])));
         assert_eq!(m.resume(T0, DEADLINE), Err(Error::NothingToResume));
     }
 
@@ -823,7 +1415,7 @@ mod tests {
         let hello = take(&mut m);
         assert_eq!(frames(&hello), [[0x14, 3, 0, 0, 0, 0, 0, 0]], "a Hello that is not fresh");
         let (_, outcome) = m.receive(&welcome(3, false), T0);
-        assert_eq!(outcome, Some(Err(Error::SessionLost)));
+        assert_eq!(done(outcome), Some(Err(Error::SessionLost)));
         assert!(m.outgoing().is_empty(), "the request is not sent to a server that lost it");
         assert_counted!(m.stats().sessions_lost, 1);
     }
@@ -839,7 +1431,7 @@ mod tests {
         assert_eq!(m.receive(&welcome(3, true), T0), (13, None));
         let again = take(&mut m);
         assert_eq!(frames(&again), [[0x11, 2, 0, 2, 4, 6]]);
-        assert_eq!(m.receive(&reply(2, 5), T0).1, Some(Ok(&[0x0a][..])));
+        assert_eq!(done(m.receive(&reply(2, 5), T0).1), Some(Ok(&[0x0a][..])));
     }
 
     #[test]
@@ -864,7 +1456,7 @@ mod tests {
         m.start(ADD, &(), T0, DEADLINE).unwrap();
         take(&mut m);
         let status = frame(|b| encode_status(2, Status::FailedPrecondition, b));
-        let error = m.receive(&status, T0).1.unwrap().unwrap_err();
+        let error = done(m.receive(&status, T0).1).unwrap().unwrap_err();
         assert_eq!(error, Error::Status(Status::FailedPrecondition));
         assert!(error.may_have_executed());
         assert!(error.retry_as_new_call(true) && !error.retry_as_new_call(false));
@@ -875,11 +1467,11 @@ mod tests {
     #[test]
     fn answers_for_nobody_are_late_and_wrong_kinds_are_dropped() {
         let mut m = Machine::new();
-        assert_eq!(m.receive(&reply(0, 1), T0).1, None);
-        assert_eq!(m.receive(&welcome(0, true), T0).1, None);
+        assert_eq!(done(m.receive(&reply(0, 1), T0).1), None);
+        assert_eq!(done(m.receive(&welcome(0, true), T0).1), None);
         assert_counted!(m.stats().late_replies, 2);
         let request = frame(|b| encode_request(0, 1, &(), b));
-        assert_eq!(m.receive(&request, T0).1, None);
+        assert_eq!(done(m.receive(&request, T0).1), None);
         assert_counted!(m.stats().link.dropped_kind, 1);
         // A Welcome with the wrong seq does not open the session.
         m.start(ADD, &(), T0, DEADLINE).unwrap();
@@ -897,7 +1489,7 @@ mod tests {
         m.receive(&welcome(0, false), T0);
         m.wrote(m.outgoing().len());
         let big = frame(|b| encode_reply(1, &[7u8; 20], b));
-        assert_eq!(m.receive(&big, T0).1, Some(Err(Error::ReplyTooLarge)));
+        assert_eq!(done(m.receive(&big, T0).1), Some(Err(Error::ReplyTooLarge)));
         assert_counted!(m.stats().link.dropped_too_long, 1);
     }
 
@@ -909,7 +1501,7 @@ mod tests {
         let r = reply(2, 5);
         assert_eq!(m.receive(&r[..3], T0), (3, None));
         let later = T0 + DEFAULT_FRAME_GAP + Duration::from_millis(1);
-        assert_eq!(m.receive(&r, later).1, Some(Ok(&[0x0a][..])));
+        assert_eq!(done(m.receive(&r, later).1), Some(Ok(&[0x0a][..])));
         assert_counted!(m.stats().link.dropped_stale, 1);
     }
 

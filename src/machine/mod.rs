@@ -14,8 +14,10 @@ mod client;
 mod intercept;
 mod server;
 
-pub use client::{ClientMachine, ClientStats, Method, RetryPolicy};
+pub use client::{ClientMachine, ClientStats, Incoming, Method, RetryPolicy, StreamEnd};
 pub use intercept::{Intercepted, Interceptor};
+#[cfg(feature = "events")]
+pub use server::EmitError;
 pub use server::{Dispatch, REPLY_CACHE_WINDOW, Refused, Replied, Responder, ServerMachine, ServerStats, builtin};
 
 use core::time::Duration;

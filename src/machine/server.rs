@@ -47,6 +47,14 @@ pub struct ServerStats {
     pub no_session: u32,
     /// Hello frames answered.
     pub hellos: u32,
+    /// Calls cancelled: never run, or streams stopped (feature `cancel`).
+    pub cancelled: u32,
+    /// One-way calls received, run or refused (feature `events`).
+    pub oneway: u32,
+    /// Stream items sent (feature `streams`).
+    pub items: u32,
+    /// Events sent (feature `events`).
+    pub events: u32,
 }
 
 impl ServerStats {
@@ -59,6 +67,10 @@ impl ServerStats {
         evicted: 0,
         no_session: 0,
         hellos: 0,
+        cancelled: 0,
+        oneway: 0,
+        items: 0,
+        events: 0,
     };
 }
 
@@ -110,6 +122,19 @@ impl Refused {
 #[must_use]
 pub struct Replied {
     len: u16,
+    /// The call is a stream that started: items follow.
+    #[cfg(feature = "streams")]
+    stream: bool,
+}
+
+impl Replied {
+    const fn new(len: u16) -> Self {
+        Replied {
+            len,
+            #[cfg(feature = "streams")]
+            stream: false,
+        }
+    }
 }
 
 /// The length of an encoded frame, or 0 if it could not be encoded.
@@ -122,6 +147,9 @@ pub struct Responder<'a> {
     seq: u16,
     #[cfg(feature = "deadlines")]
     deadline: Option<Instant>,
+    /// The index of the stream item being answered, if it is one.
+    #[cfg(feature = "streams")]
+    item: Option<u32>,
     buf: &'a mut [u8],
 }
 
@@ -141,6 +169,11 @@ impl Responder<'_> {
     /// Encodes `value` as the Reply. If it does not fit the transmit buffer, the
     /// answer becomes [`Status::Internal`]: the handler ran, its value is lost.
     pub fn reply<T: Serialize + ?Sized>(self, value: &T) -> Replied {
+        #[cfg(feature = "streams")]
+        if let Some(index) = self.item {
+            // An item that does not fit is lost: length 0 ends the stream (INTERNAL).
+            return Replied::new(frame_len(crate::wire::encode_item(self.seq, index, value, self.buf)));
+        }
         let len = match encode_reply(self.seq, value, self.buf) {
             Ok(frame) => frame_len(Ok(frame)),
             Err(_) => {
@@ -148,7 +181,7 @@ impl Responder<'_> {
                 frame_len(encode_status(self.seq, Status::Internal, self.buf))
             }
         };
-        Replied { len }
+        Replied::new(len)
     }
 
     /// The longest encoded value [`reply`](Responder::reply) can send: the
@@ -160,7 +193,15 @@ impl Responder<'_> {
 
     /// Encodes an empty Reply (the value of a method returning `()`).
     pub fn reply_empty(self) -> Replied {
-        Replied { len: frame_len(crate::wire::encode_empty_reply(self.seq, self.buf)) }
+        Replied::new(frame_len(crate::wire::encode_empty_reply(self.seq, self.buf)))
+    }
+
+    /// Starts a stream (feature `streams`): the server then asks
+    /// [`Dispatch::next_item`] for its items as the client's credit allows, and
+    /// ends it with an End frame.
+    #[cfg(feature = "streams")]
+    pub fn stream(self) -> Replied {
+        Replied { len: 0, stream: true }
     }
 }
 
@@ -180,6 +221,15 @@ pub trait Dispatch {
     /// answers it UNIMPLEMENTED.
     #[cfg(feature = "describe")]
     fn document(&self) -> Option<&'static crate::describe::Document> {
+        None
+    }
+
+    /// The item `index` of the stream `method` started (feature `streams`),
+    /// answered through `responder`'s [`reply`](Responder::reply); `None` ends
+    /// the stream.
+    #[cfg(feature = "streams")]
+    fn next_item(&mut self, method: u16, index: u32, responder: Responder<'_>) -> Option<Replied> {
+        let _ = (method, index, responder);
         None
     }
 
@@ -216,6 +266,11 @@ impl<D: Dispatch + ?Sized> Dispatch for &mut D {
 
     fn admit(&mut self, method: u16, args: &[u8]) -> Result<(), Refused> {
         (**self).admit(method, args)
+    }
+
+    #[cfg(feature = "streams")]
+    fn next_item(&mut self, method: u16, index: u32, responder: Responder<'_>) -> Option<Replied> {
+        (**self).next_item(method, index, responder)
     }
 
     fn answered(&mut self, method: u16, outcome: Result<(), Refused>) {
@@ -274,17 +329,21 @@ fn answer_builtin<D: Dispatch + ?Sized>(
     }
 }
 
-/// Answers cached per session: the reply cache's window.
+/// Answers a server caches per session unless its type says otherwise (the
+/// `W` of [`ServerMachine`]).
 pub const REPLY_CACHE_WINDOW: u8 = 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Out {
     /// Nothing to send.
     Idle,
-    /// The cached answer, from byte `sent` on.
-    Cache { sent: u16 },
+    /// The answer in cache slot `slot`, from byte `sent` on.
+    Cache { slot: u8, sent: u16 },
     /// An uncached answer, written into the idle receive buffer, from byte `sent` on.
     Small { sent: u16 },
+    /// The pending event, from byte `sent` on.
+    #[cfg(feature = "events")]
+    Event { sent: u16 },
 }
 
 /// The session. `open: false` means none: a plain flag rather than an
@@ -294,30 +353,138 @@ enum Out {
 struct Session {
     open: bool,
     client_id: u32,
-    /// The newest sequence number dispatched in this session.
+    /// The newest sequence number answered in this session.
     newest: Option<u16>,
+    /// Bit `i`: sequence number `newest - i` was answered (or taken by a
+    /// one-way call) in this session, so a later copy of it must not run.
+    #[cfg(feature = "pipelining")]
+    done: u32,
+}
+
+impl Session {
+    const NONE: Session = Session {
+        open: false,
+        client_id: 0,
+        newest: None,
+        #[cfg(feature = "pipelining")]
+        done: 0,
+    };
+
+    /// Whether `seq` is a call this session has not seen: after the newest, or
+    /// (with feature `pipelining`) one of the 32 before it that never arrived.
+    fn is_new(&self, seq: u16) -> bool {
+        let Some(newest) = self.newest else { return true };
+        if seq_after(seq, newest) {
+            return true;
+        }
+        #[cfg(feature = "pipelining")]
+        {
+            let age = newest.wrapping_sub(seq);
+            if age < 32 {
+                return self.done & (1 << age) == 0;
+            }
+        }
+        false
+    }
+
+    /// Records that `seq`, a new call, is answered.
+    fn mark(&mut self, seq: u16) {
+        match self.newest {
+            Some(newest) if !seq_after(seq, newest) => {
+                #[cfg(feature = "pipelining")]
+                {
+                    let age = newest.wrapping_sub(seq);
+                    if age < 32 {
+                        self.done |= 1 << age;
+                    }
+                }
+            }
+            _newest => {
+                #[cfg(feature = "pipelining")]
+                {
+                    let shift = _newest.map_or(32, |n| u32::from(seq.wrapping_sub(n)));
+                    self.done = self.done.checked_shl(shift).unwrap_or(0) | 1;
+                }
+                self.newest = Some(seq);
+            }
+        }
+    }
+}
+
+/// One entry of the reply cache: an answer and the sequence number it answers.
+struct Slot<const TX: usize> {
+    buf: [u8; TX],
+    len: u16,
+    seq: Option<u16>,
+}
+
+impl<const TX: usize> Slot<TX> {
+    const EMPTY: Self = Slot { buf: [0; TX], len: 0, seq: None };
+}
+
+/// The stream in progress (feature `streams`): at most one at a time.
+#[cfg(feature = "streams")]
+#[derive(Debug, Clone, Copy)]
+struct Stream {
+    active: bool,
+    seq: u16,
+    method: u16,
+    slot: u8,
+    /// The index of the next item.
+    next: u32,
+    /// Items below this index may be sent (the client's credit).
+    limit: u32,
 }
 
 /// The server protocol machine: `RX` bytes of receive buffer (largest decoded
-/// request: header, arguments and CRC) and `TX` bytes of transmit buffer that is
-/// also the reply cache (largest encoded answer: COBS, CRC and delimiter
-/// included; at least 8).
-pub struct ServerMachine<const RX: usize, const TX: usize> {
+/// request: header, arguments and CRC), and a reply cache of `W` answers of `TX`
+/// bytes each (largest encoded answer: COBS, CRC and delimiter included; at
+/// least 8), which is also the transmit buffer. `W` is the window announced in
+/// the Welcome: how many calls a client may have in flight (feature
+/// `pipelining` for more than 1).
+pub struct ServerMachine<const RX: usize, const TX: usize, const W: usize = 1> {
     rx: Receiver<RX>,
-    cache: [u8; TX],
-    cache_len: u16,
-    /// Sequence number of the answer in `cache`, if it is a valid cache entry.
-    cached_seq: Option<u16>,
+    slots: [Slot<TX>; W],
     /// Length of an uncached answer in the receive buffer.
     small_len: u16,
     out: Out,
     session: Session,
     boot_id: u32,
+    #[cfg(feature = "streams")]
+    stream: Stream,
+    /// The event waiting to be sent, if `event_len > 0`, and the next event's number.
+    #[cfg(feature = "events")]
+    event: [u8; TX],
+    #[cfg(feature = "events")]
+    event_len: u16,
+    #[cfg(feature = "events")]
+    event_seq: u16,
     #[cfg(feature = "stats")]
     stats: ServerStats,
 }
 
-impl<const RX: usize, const TX: usize> ServerMachine<RX, TX> {
+/// Why [`ServerMachine::emit`] did not take an event.
+#[cfg(feature = "events")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum EmitError {
+    /// The previous event is not sent yet: send the outgoing bytes and try again.
+    Busy,
+    /// The event does not fit the transmit buffer.
+    TooLarge,
+}
+
+/// What happened to a request that is not a new call.
+enum Seen {
+    /// Its answer is in this cache slot.
+    Cached(u8),
+    /// Never seen: a new call.
+    New,
+    /// Answered, and the answer is gone.
+    Evicted,
+}
+
+impl<const RX: usize, const TX: usize, const W: usize> ServerMachine<RX, TX, W> {
     /// An idle server with boot id 0.
     pub const fn new() -> Self {
         Self::with_boot_id(0)
@@ -330,15 +497,26 @@ impl<const RX: usize, const TX: usize> ServerMachine<RX, TX> {
         const { assert!(TX >= MIN_TX, "a server's TX buffer must hold a Status frame (8 bytes)") };
         const { assert!(TX <= u16::MAX as usize, "a server's TX buffer holds at most 65,535 bytes") };
         const { assert!(RX >= MIN_RX, "a server's RX buffer must hold an encoded Welcome frame (13 bytes)") };
+        const { assert!(W >= 1 && W <= 32, "a server's window W is 1 to 32 answers") };
+        #[cfg(not(feature = "pipelining"))]
+        const {
+            assert!(W == 1, "a window of more than one answer needs feature `pipelining`")
+        };
         ServerMachine {
             rx: Receiver::new(),
-            cache: [0; TX],
-            cache_len: 0,
-            cached_seq: None,
+            slots: [const { Slot::EMPTY }; W],
             small_len: 0,
             out: Out::Idle,
-            session: Session { open: false, client_id: 0, newest: None },
+            session: Session::NONE,
             boot_id,
+            #[cfg(feature = "streams")]
+            stream: Stream { active: false, seq: 0, method: 0, slot: 0, next: 0, limit: 0 },
+            #[cfg(feature = "events")]
+            event: [0; TX],
+            #[cfg(feature = "events")]
+            event_len: 0,
+            #[cfg(feature = "events")]
+            event_seq: 0,
             #[cfg(feature = "stats")]
             stats: ServerStats::ZERO,
         }
@@ -366,41 +544,109 @@ impl<const RX: usize, const TX: usize> ServerMachine<RX, TX> {
     pub fn outgoing(&self) -> &[u8] {
         match self.out {
             Out::Idle => &[],
-            Out::Cache { sent } => self.cache.get(usize::from(sent)..usize::from(self.cache_len)).unwrap_or(&[]),
+            Out::Cache { slot, sent } => match self.slots.get(usize::from(slot)) {
+                Some(s) => s.buf.get(usize::from(sent)..usize::from(s.len)).unwrap_or(&[]),
+                None => &[],
+            },
             Out::Small { sent } => self.rx.decoder.buffered(usize::from(sent)..usize::from(self.small_len)),
+            #[cfg(feature = "events")]
+            Out::Event { sent } => self.event.get(usize::from(sent)..usize::from(self.event_len)).unwrap_or(&[]),
         }
     }
 
     /// Records that the link accepted the first `n` bytes of [`outgoing`](Self::outgoing).
     pub fn wrote(&mut self, n: usize) {
+        let n = u16::try_from(n).unwrap_or(u16::MAX);
         let (sent, len) = match &mut self.out {
             Out::Idle => return,
-            Out::Cache { sent } => (sent, self.cache_len),
+            Out::Cache { slot, sent } => (sent, self.slots.get(usize::from(*slot)).map_or(0, |s| s.len)),
             Out::Small { sent } => (sent, self.small_len),
+            #[cfg(feature = "events")]
+            Out::Event { sent } => (sent, self.event_len),
         };
-        *sent = sent.saturating_add(u16::try_from(n).unwrap_or(u16::MAX)).min(len);
+        *sent = sent.saturating_add(n).min(len);
         if *sent == len {
+            #[cfg(feature = "events")]
+            if let Out::Event { .. } = self.out {
+                self.event_len = 0;
+            }
             self.out = Out::Idle;
+            self.next_out();
+        }
+    }
+
+    /// With nothing being sent: starts sending a pending event.
+    fn next_out(&mut self) {
+        #[cfg(feature = "events")]
+        if self.out == Out::Idle && self.event_len > 0 {
+            self.out = Out::Event { sent: 0 };
         }
     }
 
     /// Forgets an answer that cannot be sent (the link failed). A cached answer
     /// stays cached, so a retry can still get it.
     pub fn discard_outgoing(&mut self) {
+        #[cfg(feature = "events")]
+        if let Out::Event { .. } = self.out {
+            self.event_len = 0;
+        }
         self.out = Out::Idle;
     }
 
-    /// Forgets the session and its cached answer, as a restart would.
+    /// Forgets the session and its cached answers, as a restart would.
     pub fn end_session(&mut self) {
-        self.out = Out::Idle;
-        self.session.open = false;
-        self.cached_seq = None;
+        self.discard_outgoing();
+        self.session = Session::NONE;
+        self.forget_answers();
+    }
+
+    fn forget_answers(&mut self) {
+        for slot in &mut self.slots {
+            slot.seq = None;
+        }
+        #[cfg(feature = "streams")]
+        {
+            self.stream.active = false;
+        }
+    }
+
+    /// Sends an event (feature `events`): `payload` on `topic`, numbered by the
+    /// server's event counter. It goes out as soon as the answer being sent,
+    /// if any, is complete; events are never retransmitted.
+    ///
+    /// # Errors
+    /// [`EmitError::Busy`] while the previous event is unsent,
+    /// [`EmitError::TooLarge`] if it does not fit the transmit buffer.
+    #[cfg(feature = "events")]
+    pub fn emit<T: Serialize + ?Sized>(&mut self, topic: crate::Topic<T>, payload: &T) -> Result<(), EmitError> {
+        if self.event_len > 0 {
+            return Err(EmitError::Busy);
+        }
+        let len = frame_len(crate::wire::encode_event(self.event_seq, topic.id, payload, &mut self.event));
+        if len == 0 {
+            return Err(EmitError::TooLarge);
+        }
+        self.event_len = len;
+        self.event_seq = self.event_seq.wrapping_add(1);
+        count!(self.stats.events);
+        self.next_out();
+        Ok(())
+    }
+
+    /// Whether a stream has items to send and credit for them: a driver then
+    /// calls [`receive`](Self::receive) without waiting for input.
+    pub const fn has_work(&self) -> bool {
+        #[cfg(feature = "streams")]
+        return self.stream.active && self.stream.next < self.stream.limit;
+        #[cfg(not(feature = "streams"))]
+        false
     }
 
     /// Feeds received bytes, answering each complete frame. Stops after the first
     /// frame that produced an answer (now in [`outgoing`](Self::outgoing)) and
     /// returns the bytes consumed; feed the rest after sending the answer.
-    /// Consumes nothing while an answer is unsent.
+    /// Consumes nothing while an answer is unsent. With no answer to send, a
+    /// stream in progress sends its next item (call it with no input for that).
     pub fn receive<S: Dispatch + ?Sized>(&mut self, input: &[u8], now: Instant, service: &mut S) -> usize {
         if self.out != Out::Idle {
             return 0;
@@ -419,7 +665,43 @@ impl<const RX: usize, const TX: usize> ServerMachine<RX, TX> {
                 }
             }
         }
+        #[cfg(feature = "streams")]
+        if self.out == Out::Idle {
+            self.stream_step(service);
+        }
         consumed
+    }
+
+    /// Where a sequence number stands in this session.
+    fn seen(&self, seq: u16) -> Seen {
+        if let Some(i) = self.slots.iter().position(|s| s.seq == Some(seq)) {
+            return Seen::Cached(i as u8);
+        }
+        if self.session.is_new(seq) { Seen::New } else { Seen::Evicted }
+    }
+
+    /// The slot for a new answer: an empty one, else the oldest answer's (never
+    /// the slot of a stream in progress). `None` when every slot is taken by one.
+    fn free_slot(&self) -> Option<usize> {
+        let newest = self.session.newest.unwrap_or(0);
+        let mut best: Option<(usize, u16)> = None;
+        for (i, slot) in self.slots.iter().enumerate() {
+            #[cfg(feature = "streams")]
+            if self.stream.active && usize::from(self.stream.slot) == i {
+                continue;
+            }
+            let age = slot.seq.map_or(u16::MAX, |seq| newest.wrapping_sub(seq));
+            if best.is_none_or(|(_, a)| age > a) {
+                best = Some((i, age));
+            }
+        }
+        best.map(|(i, _)| i)
+    }
+
+    /// Answers `status` without caching it, in the idle receive buffer.
+    fn small(&mut self, seq: u16, status: Status) {
+        self.small_len = frame_len(encode_status(seq, status, self.rx.decoder.buffer()));
+        self.out = Out::Small { sent: 0 };
     }
 
     /// Handles one decoder event, setting `out` if it produced an answer.
@@ -453,44 +735,69 @@ impl<const RX: usize, const TX: usize> ServerMachine<RX, TX> {
                 let s = self.session;
                 let resumed = !fresh && s.open && s.client_id == client_id && s.newest.is_some();
                 if !resumed {
-                    self.session = Session { open: true, client_id, newest: None };
-                    self.cached_seq = None;
+                    self.session = Session { open: true, client_id, ..Session::NONE };
+                    self.forget_answers();
                 }
                 wc_debug!("hello seq={} client={} resumed={}", seq, client_id, resumed);
                 self.small_len =
-                    frame_len(encode_welcome(seq, self.boot_id, resumed, REPLY_CACHE_WINDOW, self.rx.decoder.buffer()));
+                    frame_len(encode_welcome(seq, self.boot_id, resumed, W as u8, self.rx.decoder.buffer()));
                 self.out = Out::Small { sent: 0 };
             }
-            Frame::Request { seq, method, budget_ms, args } => {
-                let uncached = match self.session {
-                    Session { open: false, .. } => {
-                        count!(self.stats.no_session);
-                        Status::FailedPrecondition
+            Frame::Request { seq, method, budget_ms, args, oneway } => {
+                if !self.session.open {
+                    count!(self.stats.no_session);
+                    if !oneway {
+                        self.small(seq, Status::FailedPrecondition);
                     }
-                    _ if self.cached_seq == Some(seq) => {
+                    return;
+                }
+                match self.seen(seq) {
+                    Seen::Cached(slot) => {
                         count!(self.stats.duplicates);
-                        wc_debug!("seq={} answered from the cache", seq);
-                        self.out = Out::Cache { sent: 0 };
-                        return;
+                        #[cfg(feature = "streams")]
+                        if self.stream.active && self.stream.seq == seq {
+                            // The stream is answering it already.
+                            return;
+                        }
+                        if !oneway {
+                            wc_debug!("seq={} answered from the cache", seq);
+                            self.out = Out::Cache { slot, sent: 0 };
+                        }
                     }
-                    Session { newest: Some(newest), .. } if !seq_after(seq, newest) => {
+                    Seen::Evicted => {
                         count!(self.stats.evicted);
-                        Status::Aborted
+                        if !oneway {
+                            self.small(seq, Status::Aborted);
+                        }
                     }
-                    ref mut session => {
-                        // A new call. Its answer, whatever it is, is final for its
-                        // sequence number: cached, so no later copy can run it.
-                        session.newest = Some(seq);
-                        self.cached_seq = Some(seq);
+                    Seen::New => {
+                        // A call this session has not seen. Its answer, whatever it is, is
+                        // final for its sequence number: cached, so no later copy can run it.
+                        self.session.mark(seq);
+                        let slot = if oneway { None } else { self.free_slot() };
+                        if slot.is_none() && !oneway {
+                            // Every slot holds a stream in progress: refused, and final (a
+                            // later copy finds the number answered and gets ABORTED).
+                            count!(self.stats.refused);
+                            return self.small(seq, Status::Unavailable);
+                        }
                         #[cfg(feature = "deadlines")]
                         let deadline = budget_ms.map(|ms| now + Duration::from_millis(u64::from(ms)));
                         #[cfg(not(feature = "deadlines"))]
                         let _ = now;
+                        let mut none: [u8; 0] = [];
+                        let buf = match slot.and_then(|i| self.slots.get_mut(i)) {
+                            Some(s) => &mut s.buf[..],
+                            // A one-way call's answer goes nowhere.
+                            None => &mut none[..],
+                        };
                         let responder = Responder {
                             seq,
                             #[cfg(feature = "deadlines")]
                             deadline,
-                            buf: &mut self.cache,
+                            #[cfg(feature = "streams")]
+                            item: None,
+                            buf,
                         };
                         // Every new call takes this one path: refused by the server itself,
                         // by the service's `admit`, or dispatched; then `answered`.
@@ -518,28 +825,130 @@ impl<const RX: usize, const TX: usize> ServerMachine<RX, TX> {
                             Ok(()) => service.dispatch(method, args, responder),
                         };
                         service.answered(method, dispatched.as_ref().map(|_| ()).map_err(|r| *r));
-                        let refused = match dispatched {
+                        let Some(i) = slot else {
+                            // One-way: nothing is answered, whatever happened.
+                            #[cfg(feature = "stats")]
+                            crate::stats::bump(if dispatched.is_ok() {
+                                &mut self.stats.dispatched
+                            } else {
+                                &mut self.stats.refused
+                            });
+                            count!(self.stats.oneway);
+                            return;
+                        };
+                        match dispatched {
+                            #[cfg(feature = "streams")]
+                            Ok(Replied { stream: true, .. }) => {
+                                count!(self.stats.dispatched);
+                                wc_debug!("seq={} method={} stream started", seq, method);
+                                self.stream = Stream { active: true, seq, method, slot: i as u8, next: 0, limit: 0 };
+                                if let Some(s) = self.slots.get_mut(i) {
+                                    // Until it ends, the stream holds the slot; its End will be the cached answer.
+                                    s.seq = Some(seq);
+                                    s.len = 0;
+                                }
+                            }
                             Ok(replied) => {
                                 count!(self.stats.dispatched);
                                 wc_debug!("seq={} method={} answered", seq, method);
-                                self.cache_len = replied.len;
-                                None
+                                if let Some(s) = self.slots.get_mut(i) {
+                                    s.seq = Some(seq);
+                                    s.len = replied.len;
+                                }
+                                self.out = Out::Cache { slot: i as u8, sent: 0 };
                             }
-                            Err(refused) => Some(refused.status()),
-                        };
-                        if let Some(status) = refused {
-                            count!(self.stats.refused);
-                            wc_debug!("seq={} method={} refused", seq, method);
-                            self.cache_len = frame_len(encode_status(seq, status, &mut self.cache));
+                            Err(refused) => {
+                                count!(self.stats.refused);
+                                wc_debug!("seq={} method={} refused", seq, method);
+                                self.cache_status(i, seq, refused.status());
+                            }
                         }
-                        self.out = Out::Cache { sent: 0 };
-                        return;
                     }
-                };
-                self.small_len = frame_len(encode_status(seq, uncached, self.rx.decoder.buffer()));
-                self.out = Out::Small { sent: 0 };
+                }
             }
-            Frame::Reply { .. } | Frame::Status { .. } | Frame::Welcome { .. } => count!(self.stats.link.dropped_kind),
+            Frame::Cancel { seq } => {
+                if !self.session.open {
+                    count!(self.stats.no_session);
+                    return self.small(seq, Status::FailedPrecondition);
+                }
+                #[cfg(feature = "streams")]
+                if self.stream.active && self.stream.seq == seq {
+                    count!(self.stats.cancelled);
+                    return self.end_stream(Some(Status::Cancelled));
+                }
+                match self.seen(seq) {
+                    Seen::Cached(slot) => self.out = Out::Cache { slot, sent: 0 },
+                    Seen::Evicted => self.small(seq, Status::Aborted),
+                    Seen::New => {
+                        // It never arrived: it never will run. The refusal is final.
+                        count!(self.stats.cancelled);
+                        self.session.mark(seq);
+                        match self.free_slot() {
+                            Some(i) => self.cache_status(i, seq, Status::Cancelled),
+                            None => self.small(seq, Status::Cancelled),
+                        }
+                    }
+                }
+            }
+            #[cfg(feature = "streams")]
+            Frame::Credit { seq, limit } => {
+                if self.stream.active && self.stream.seq == seq {
+                    self.stream.limit = self.stream.limit.max(limit);
+                } else if let (true, Seen::Cached(slot)) = (self.session.open, self.seen(seq)) {
+                    // The stream ended and its End may be lost: send it again.
+                    self.out = Out::Cache { slot, sent: 0 };
+                }
+            }
+            _ => count!(self.stats.link.dropped_kind),
+        }
+    }
+
+    /// Caches `status` as the answer to `seq` in slot `i` and sends it.
+    fn cache_status(&mut self, i: usize, seq: u16, status: Status) {
+        if let Some(slot) = self.slots.get_mut(i) {
+            slot.seq = Some(seq);
+            slot.len = frame_len(encode_status(seq, status, &mut slot.buf));
+            self.out = Out::Cache { slot: i as u8, sent: 0 };
+        }
+    }
+
+    /// Sends the stream's next item, or its End, if the credit allows.
+    #[cfg(feature = "streams")]
+    fn stream_step<S: Dispatch + ?Sized>(&mut self, service: &mut S) {
+        let Stream { active: true, seq, method, slot, next, limit } = self.stream else { return };
+        if next >= limit {
+            return;
+        }
+        let Some(s) = self.slots.get_mut(usize::from(slot)) else { return };
+        let responder = Responder {
+            seq,
+            #[cfg(feature = "deadlines")]
+            deadline: None,
+            item: Some(next),
+            buf: &mut s.buf,
+        };
+        match service.next_item(method, next, responder) {
+            Some(Replied { len, .. }) if len > 0 => {
+                s.len = len;
+                self.stream.next = next.wrapping_add(1);
+                count!(self.stats.items);
+                self.out = Out::Cache { slot, sent: 0 };
+                count!(self.stats.link.frames_out);
+            }
+            // The item did not fit the transmit buffer: it is lost, the stream ends.
+            Some(_) => self.end_stream(Some(Status::Internal)),
+            None => self.end_stream(None),
+        }
+    }
+
+    /// Ends the stream in progress with an End frame, its final (cached) answer.
+    #[cfg(feature = "streams")]
+    fn end_stream(&mut self, status: Option<Status>) {
+        let Stream { seq, slot, next, .. } = self.stream;
+        self.stream.active = false;
+        if let Some(s) = self.slots.get_mut(usize::from(slot)) {
+            s.len = frame_len(crate::wire::encode_end(seq, status, next, &mut s.buf));
+            self.out = Out::Cache { slot, sent: 0 };
         }
     }
 }
@@ -547,7 +956,7 @@ impl<const RX: usize, const TX: usize> ServerMachine<RX, TX> {
 /// A server machine can be built in a `static` (checked at compile time).
 const _: ServerMachine<64, 64> = ServerMachine::new();
 
-impl<const RX: usize, const TX: usize> Default for ServerMachine<RX, TX> {
+impl<const RX: usize, const TX: usize, const W: usize> Default for ServerMachine<RX, TX, W> {
     fn default() -> Self {
         Self::new()
     }

@@ -54,6 +54,18 @@ pub enum Kind {
     Welcome = 5,
     /// A call that carries its time budget: method id, budget, arguments.
     TimedRequest = 6,
+    /// Asks the server not to run, or to stop, the call with this sequence number.
+    Cancel = 7,
+    /// Lets the server send a stream's items up to an index.
+    Credit = 8,
+    /// One item of a stream: its index, then the item.
+    Item = 9,
+    /// The end of a stream: its status and how many items were sent.
+    End = 10,
+    /// A one-way call: method id, then arguments; never answered.
+    OneWay = 11,
+    /// A server-initiated event: topic, then the payload.
+    Event = 12,
 }
 
 impl Kind {
@@ -69,6 +81,19 @@ impl Kind {
             // dropped, as a server that does not implement it must (PROTOCOL.md §4).
             #[cfg(feature = "deadlines")]
             6 => Some(Kind::TimedRequest),
+            // Likewise each optional part of the protocol (PROTOCOL.md §4).
+            #[cfg(feature = "cancel")]
+            7 => Some(Kind::Cancel),
+            #[cfg(feature = "streams")]
+            8 => Some(Kind::Credit),
+            #[cfg(feature = "streams")]
+            9 => Some(Kind::Item),
+            #[cfg(feature = "streams")]
+            10 => Some(Kind::End),
+            #[cfg(feature = "events")]
+            11 => Some(Kind::OneWay),
+            #[cfg(feature = "events")]
+            12 => Some(Kind::Event),
             _ => None,
         }
     }
@@ -89,6 +114,50 @@ pub enum Frame<'a> {
         budget_ms: Option<u32>,
         /// Postcard-encoded arguments.
         args: &'a [u8],
+        /// A one-way call (kind 11): never answered.
+        oneway: bool,
+    },
+    /// Asks the server not to run the call `seq` if it has not, and to stop it
+    /// if it is a stream in progress; answered with the call's final answer.
+    Cancel {
+        /// Sequence number of the call.
+        seq: u16,
+    },
+    /// Lets the server send the items of stream `seq` whose index is below `limit`.
+    Credit {
+        /// Sequence number of the stream's call.
+        seq: u16,
+        /// Items with an index below it may be sent (cumulative, not a delta).
+        limit: u32,
+    },
+    /// Item number `index` of the stream `seq`.
+    Item {
+        /// Sequence number of the stream's call.
+        seq: u16,
+        /// 0 for the first item, then counting up by one.
+        index: u32,
+        /// Postcard-encoded item.
+        value: &'a [u8],
+    },
+    /// The final answer of a stream that started: why it ended and how many items
+    /// were sent.
+    End {
+        /// Sequence number of the stream's call.
+        seq: u16,
+        /// `None`: the handler ended the stream; otherwise why it stopped
+        /// ([`Status::Cancelled`] or [`Status::Internal`]).
+        status: Option<Status>,
+        /// Items sent, numbered `0..items`.
+        items: u32,
+    },
+    /// An event from the server, with its own sequence number (not a call's).
+    Event {
+        /// The server's event counter: one more for each event it sends.
+        seq: u16,
+        /// What the event is, as declared in the service definition.
+        topic: u16,
+        /// Postcard-encoded payload.
+        payload: &'a [u8],
     },
     /// The return value of the call `seq`.
     Reply {
@@ -164,15 +233,9 @@ impl<'a> Frame<'a> {
         };
         let body = bytes.get(field::BODY..).ok_or(ParseError::TooShort)?;
         match kind {
-            Kind::Request | Kind::TimedRequest => {
+            Kind::Request | Kind::TimedRequest | Kind::OneWay => {
                 if body.is_empty() {
                     return Err(ParseError::TooShort);
-                }
-                fn varint<'b, T: serde::Deserialize<'b>>(bytes: &'b [u8]) -> Result<(T, &'b [u8]), ParseError> {
-                    postcard::take_from_bytes::<T>(bytes).map_err(|e| match e {
-                        postcard::Error::DeserializeUnexpectedEnd => ParseError::TooShort,
-                        _ => ParseError::Malformed,
-                    })
                 }
                 let (method, rest) = varint::<u16>(body)?;
                 #[cfg(feature = "deadlines")]
@@ -184,7 +247,22 @@ impl<'a> Frame<'a> {
                 };
                 #[cfg(not(feature = "deadlines"))]
                 let (budget_ms, args) = (None, rest);
-                Ok(Frame::Request { seq, method, budget_ms, args })
+                Ok(Frame::Request { seq, method, budget_ms, args, oneway: kind == Kind::OneWay })
+            }
+            Kind::Cancel => Ok(Frame::Cancel { seq }),
+            Kind::Credit => Ok(Frame::Credit { seq, limit: varint::<u32>(body)?.0 }),
+            Kind::Item => {
+                let (index, value) = varint::<u32>(body)?;
+                Ok(Frame::Item { seq, index, value })
+            }
+            Kind::End => {
+                let (&code, rest) = body.split_first().ok_or(ParseError::TooShort)?;
+                let status = if code == 0 { None } else { Some(Status::from_code(code)) };
+                Ok(Frame::End { seq, status, items: varint::<u32>(rest)?.0 })
+            }
+            Kind::Event => {
+                let (topic, payload) = varint::<u16>(body)?;
+                Ok(Frame::Event { seq, topic, payload })
             }
             Kind::Reply => Ok(Frame::Reply { seq, value: body }),
             Kind::Status => {
@@ -214,6 +292,11 @@ impl<'a> Frame<'a> {
     pub const fn seq(&self) -> u16 {
         match *self {
             Frame::Request { seq, .. }
+            | Frame::Cancel { seq }
+            | Frame::Credit { seq, .. }
+            | Frame::Item { seq, .. }
+            | Frame::End { seq, .. }
+            | Frame::Event { seq, .. }
             | Frame::Reply { seq, .. }
             | Frame::Status { seq, .. }
             | Frame::Hello { seq, .. }
@@ -224,14 +307,28 @@ impl<'a> Frame<'a> {
     /// The kind of the frame.
     pub const fn kind(&self) -> Kind {
         match self {
+            Frame::Request { oneway: true, .. } => Kind::OneWay,
             Frame::Request { budget_ms: Some(_), .. } => Kind::TimedRequest,
             Frame::Request { .. } => Kind::Request,
+            Frame::Cancel { .. } => Kind::Cancel,
+            Frame::Credit { .. } => Kind::Credit,
+            Frame::Item { .. } => Kind::Item,
+            Frame::End { .. } => Kind::End,
+            Frame::Event { .. } => Kind::Event,
             Frame::Reply { .. } => Kind::Reply,
             Frame::Status { .. } => Kind::Status,
             Frame::Hello { .. } => Kind::Hello,
             Frame::Welcome { .. } => Kind::Welcome,
         }
     }
+}
+
+/// Reads a varint field of a header.
+fn varint<'b, T: serde::Deserialize<'b>>(bytes: &'b [u8]) -> Result<(T, &'b [u8]), ParseError> {
+    postcard::take_from_bytes::<T>(bytes).map_err(|e| match e {
+        postcard::Error::DeserializeUnexpectedEnd => ParseError::TooShort,
+        _ => ParseError::Malformed,
+    })
 }
 
 /// A payload already encoded with postcard, serialized as it is: for sending
@@ -409,6 +506,77 @@ pub fn encode_welcome(seq: u16, boot_id: u32, resumed: bool, window: u8, buf: &m
     encode(&Encoded(&[version_kind(Kind::Welcome), lo, hi, a, b, c, d, u8::from(resumed), window]), buf)
 }
 
+/// Encodes a complete One-way Request frame (kind 11): a call no answer is sent to.
+///
+/// # Errors
+/// [`BufferFull`] when `buf` is too small, or when `args` cannot be serialized.
+pub fn encode_oneway<'b, A: Serialize + ?Sized>(
+    seq: u16,
+    method: u16,
+    args: &A,
+    buf: &'b mut [u8],
+) -> Result<&'b [u8], BufferFull> {
+    encode(&(version_kind(Kind::OneWay), seq.to_le_bytes(), method, args), buf)
+}
+
+/// Encodes a complete Cancel frame (kind 7) for the call `seq`.
+///
+/// # Errors
+/// [`BufferFull`] when `buf` is shorter than the 7 bytes a Cancel takes.
+pub fn encode_cancel(seq: u16, buf: &mut [u8]) -> Result<&[u8], BufferFull> {
+    let [lo, hi] = seq.to_le_bytes();
+    encode(&Encoded(&[version_kind(Kind::Cancel), lo, hi]), buf)
+}
+
+/// Encodes a complete Credit frame (kind 8): the stream `seq` may send the items
+/// whose index is below `limit`.
+///
+/// # Errors
+/// [`BufferFull`] when `buf` is too small (at most 12 bytes are needed).
+pub fn encode_credit(seq: u16, limit: u32, buf: &mut [u8]) -> Result<&[u8], BufferFull> {
+    encode(&(version_kind(Kind::Credit), seq.to_le_bytes(), limit), buf)
+}
+
+/// Encodes a complete Item frame (kind 9): item `index` of the stream `seq`.
+///
+/// # Errors
+/// [`BufferFull`] when `buf` is too small, or when `value` cannot be serialized.
+pub fn encode_item<'b, T: Serialize + ?Sized>(
+    seq: u16,
+    index: u32,
+    value: &T,
+    buf: &'b mut [u8],
+) -> Result<&'b [u8], BufferFull> {
+    encode(&(version_kind(Kind::Item), seq.to_le_bytes(), index, value), buf)
+}
+
+/// Encodes a complete End frame (kind 10): the stream `seq` ended after `items`
+/// items, by its handler (`status` `None`) or for `status`.
+///
+/// # Errors
+/// [`BufferFull`] when `buf` is too small (at most 13 bytes are needed).
+pub fn encode_end(seq: u16, status: Option<Status>, items: u32, buf: &mut [u8]) -> Result<&[u8], BufferFull> {
+    let code = match status {
+        Some(status) => status.code(),
+        None => 0,
+    };
+    encode(&(version_kind(Kind::End), seq.to_le_bytes(), code, items), buf)
+}
+
+/// Encodes a complete Event frame (kind 12): event number `seq` of the server,
+/// on `topic`, carrying `payload`.
+///
+/// # Errors
+/// [`BufferFull`] when `buf` is too small, or when `payload` cannot be serialized.
+pub fn encode_event<'b, T: Serialize + ?Sized>(
+    seq: u16,
+    topic: u16,
+    payload: &T,
+    buf: &'b mut [u8],
+) -> Result<&'b [u8], BufferFull> {
+    encode(&(version_kind(Kind::Event), seq.to_le_bytes(), topic, payload), buf)
+}
+
 /// Whether sequence number `a` comes after `b`, in serial number arithmetic:
 /// `a` is one of the 32,767 numbers after `b`, wrapping at `0xFFFF`.
 pub const fn seq_after(a: u16, b: u16) -> bool {
@@ -424,11 +592,11 @@ mod tests {
     fn parses_each_kind() {
         assert_eq!(
             Frame::parse(&[0x11, 0x34, 0x12, 0x02, 0x04, 0x06]),
-            Ok(Frame::Request { seq: 0x1234, method: 2, budget_ms: None, args: &[0x04, 0x06] })
+            Ok(Frame::Request { seq: 0x1234, method: 2, budget_ms: None, args: &[0x04, 0x06], oneway: false })
         );
         assert_eq!(
             Frame::parse(&[0x11, 0x01, 0x00, 0x80, 0x02]),
-            Ok(Frame::Request { seq: 1, method: 256, budget_ms: None, args: &[] })
+            Ok(Frame::Request { seq: 1, method: 256, budget_ms: None, args: &[], oneway: false })
         );
         assert_eq!(Frame::parse(&[0x12, 0xff, 0xff, 0x0a]), Ok(Frame::Reply { seq: 0xffff, value: &[0x0a] }));
         assert_eq!(Frame::parse(&[0x12, 0x00, 0x00]), Ok(Frame::Reply { seq: 0, value: &[] }));

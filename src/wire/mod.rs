@@ -10,8 +10,9 @@ mod status;
 
 pub use decoder::{Decoded, DropReason, FrameDecoder, MIN_FRAME_LEN};
 pub use frame::{
-    BufferFull, CRC_LEN, Encoded, Frame, HEADER_LEN, Kind, MAX_APP_METHOD_ID, ParseError, VERSION, encode_empty_reply,
-    encode_hello, encode_reply, encode_request, encode_status, encode_timed_request, encode_welcome, seq_after,
+    BufferFull, CRC_LEN, Encoded, Frame, HEADER_LEN, Kind, MAX_APP_METHOD_ID, ParseError, VERSION, encode_cancel,
+    encode_credit, encode_empty_reply, encode_end, encode_event, encode_hello, encode_item, encode_oneway,
+    encode_reply, encode_request, encode_status, encode_timed_request, encode_welcome, seq_after,
 };
 pub use status::{Executed, Status};
 

@@ -23,6 +23,10 @@ pub enum Executed {
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum Status {
+    /// Code 1 (gRPC CANCELLED): the client cancelled the call before the server
+    /// dispatched it, so it did not run and never will. Not executed. (In an
+    /// End frame it says a stream stopped, after the items it counts.)
+    Cancelled,
     /// Code 3 (gRPC INVALID_ARGUMENT): the arguments did not decode as the method's
     /// argument types, or bytes were left over. Not executed.
     InvalidArgument,
@@ -65,6 +69,7 @@ impl Status {
     /// The code on the wire.
     pub const fn code(self) -> u8 {
         match self {
+            Status::Cancelled => 1,
             Status::InvalidArgument => 3,
             Status::DeadlineExceeded => 4,
             Status::PermissionDenied => 7,
@@ -82,6 +87,7 @@ impl Status {
     /// The status for a code read from the wire. Never fails: unknown codes are kept.
     pub const fn from_code(code: u8) -> Self {
         match code {
+            1 => Status::Cancelled,
             3 => Status::InvalidArgument,
             4 => Status::DeadlineExceeded,
             7 => Status::PermissionDenied,
@@ -99,7 +105,8 @@ impl Status {
     /// What this status proves about the handler having run.
     pub const fn executed(self) -> Executed {
         match self {
-            Status::InvalidArgument
+            Status::Cancelled
+            | Status::InvalidArgument
             | Status::DeadlineExceeded
             | Status::PermissionDenied
             | Status::ResourceExhausted
@@ -114,6 +121,7 @@ impl Status {
     /// The gRPC-style name of the status.
     pub const fn name(self) -> &'static str {
         match self {
+            Status::Cancelled => "CANCELLED",
             Status::InvalidArgument => "INVALID_ARGUMENT",
             Status::DeadlineExceeded => "DEADLINE_EXCEEDED",
             Status::PermissionDenied => "PERMISSION_DENIED",
@@ -148,7 +156,7 @@ mod tests {
 
     #[test]
     fn only_internal_proves_execution_and_unknown_codes_prove_nothing() {
-        let known = [3u8, 4, 7, 8, 12, 14, 16];
+        let known = [1u8, 3, 4, 7, 8, 12, 14, 16];
         for code in 0..=u8::MAX {
             let expected = match code {
                 13 => Executed::Yes,
