@@ -46,6 +46,8 @@ pub enum Error {
     /// A resumed call found the server without the session it was made in (the
     /// server restarted): nobody can tell whether it ran, and it is not run again.
     SessionLost,
+    /// The call was cancelled before any byte of its request was sent. Not executed.
+    Cancelled,
 }
 
 impl Error {
@@ -53,9 +55,12 @@ impl Error {
     pub const fn executed(&self) -> Executed {
         match self {
             Error::Status(status) => status.executed(),
-            Error::RequestTooLarge | Error::NotSent | Error::Busy | Error::Unreachable | Error::NothingToResume => {
-                Executed::No
-            }
+            Error::RequestTooLarge
+            | Error::NotSent
+            | Error::Busy
+            | Error::Unreachable
+            | Error::NothingToResume
+            | Error::Cancelled => Executed::No,
             Error::Timeout | Error::LinkLost | Error::SessionLost => Executed::Maybe,
             Error::BadReply | Error::ReplyTooLarge => Executed::Yes,
         }
@@ -96,6 +101,7 @@ impl core::fmt::Display for Error {
             Error::LinkLost => "link lost after the request was sent",
             Error::BadReply => "reply did not decode as the declared return type",
             Error::ReplyTooLarge => "reply too large for the client buffer",
+            Error::Cancelled => "cancelled before the request was sent",
         };
         write!(f, "{what}: {}", verdict(self.executed()))
     }

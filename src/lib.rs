@@ -35,7 +35,7 @@ pub mod stats;
 pub mod time;
 pub mod wire;
 
-pub use driver::{Call, Client, ClientHook, Completed, Event, Hooked, Server, Step, StreamError};
+pub use driver::{Call, Client, ClientHook, Completed, Event, Hooked, Peer, Server, Step, StreamError};
 pub use error::{Error, Executed, Status};
 pub use link::Link;
 pub use machine::{Dispatch, Method, Refused, Replied, Responder, RetryPolicy, StreamEnd};
@@ -110,6 +110,18 @@ pub mod __private {
     }
 
     /// Fails compilation when two methods share an id or one uses a reserved id.
+    pub const fn check_topics(ids: &[u16]) {
+        let mut i = 0;
+        while i < ids.len() {
+            let mut j = i + 1;
+            while j < ids.len() {
+                assert!(ids[i] != ids[j], "wirecall::service!: two events share the same topic id");
+                j += 1;
+            }
+            i += 1;
+        }
+    }
+
     pub const fn check_ids(ids: &[u16]) {
         let mut i = 0;
         while i < ids.len() {

@@ -85,6 +85,9 @@ macro_rules! service {
                 $(#[$meta:meta])*
                 fn $name:ident ( $($arg:ident : $ty:ty),* $(,)? ) $(-> $ret:ty)? = $id:literal $(, $flag:ident)?;
             )*
+            $(
+                event $event:ident : $event_ty:ty = $event_id:literal;
+            )*
         }
     ) => {
         $(#[$mod_meta])*
@@ -104,7 +107,16 @@ macro_rules! service {
                 $( #[doc = concat!("`", stringify!($name), "`.")] pub const $name: $crate::Method = $crate::__method!($id $(, $flag)?); )*
             }
 
+            /// Event topics, one constant per `event`: what the server emits and
+            /// clients decode (feature `events`).
+            #[allow(non_upper_case_globals)]
+            pub mod events {
+                use super::*;
+                $( #[doc = concat!("Topic `", stringify!($event), "`.")] pub const $event: $crate::Topic<$event_ty> = $crate::Topic::new($event_id); )*
+            }
+
             const _: () = $crate::__private::check_ids(&[$($id),*]);
+            const _: () = $crate::__private::check_topics(&[$($event_id),*]);
 
             /// The service's name.
             pub const NAME: &str = stringify!($module);
@@ -112,7 +124,7 @@ macro_rules! service {
             /// The service's version, as declared (`const VERSION: &str = "...";`), or `""`.
             pub const VERSION: &str = $crate::__version!($($version)?);
 
-            $crate::__describe! { $( $name ( $($arg : $ty),* ) $(-> $ret)? ; )* }
+            $crate::__describe! { $( $name ( $($arg : $ty),* ) $(-> $ret)? [$($flag)?] ; )* }
 
             /// `(name, method)` of every method, in definition order.
             pub const METHODS: &[(&str, $crate::Method)] = &[$((stringify!($name), methods::$name)),*];
@@ -120,8 +132,7 @@ macro_rules! service {
             /// The handlers: implement this on the server.
             pub trait Service {
                 $(
-                    $(#[$meta])*
-                    fn $name(&mut self $(, $arg: $ty)*) -> $crate::__ret!($($ret)?);
+                    $crate::__handler! { [$($flag)?] $(#[$meta])* fn $name ( $($arg : $ty),* ) $(-> $ret)? }
                 )*
 
                 /// Called before each handler with the call's deadline on the
@@ -143,18 +154,16 @@ macro_rules! service {
                     args: &[u8],
                     responder: $crate::Responder<'_>,
                 ) -> ::core::result::Result<$crate::Replied, $crate::Refused> {
-                    match method {
-                        $(
-                            $id => {
-                                let ($($arg,)*): ($($ty,)*) = $crate::__private::decode_args(args)?;
-                                Service::set_deadline(&mut self.0, responder.deadline());
-                                let value = self.0.$name($($arg),*);
-                                Ok(responder.reply(&value))
-                            }
-                        )*
-                        _ => Err($crate::Refused::UnknownMethod),
-                    }
+                    $(
+                        if method == $id {
+                            return $crate::__dispatch_arm!([$($flag)?] self, args, responder, $name ( $($arg : $ty),* ));
+                        }
+                    )*
+                    let _ = (args, responder);
+                    Err($crate::Refused::UnknownMethod)
                 }
+
+                $crate::__next_item! { $( [$($flag)?] $id $name ( $($arg : $ty),* ) ; )* }
 
                 $crate::__dispatch_description!();
             }
@@ -164,19 +173,202 @@ macro_rules! service {
 
             impl<C: $crate::Call> Client<C> {
                 $(
-                    $(#[$meta])*
-                    ///
-                    /// # Errors
-                    /// When no value came back; [`wirecall::Error::executed`] says
-                    /// whether the handler ran.
-                    pub fn $name(&mut self $(, $arg: $ty)*) -> ::core::result::Result<$crate::__ret!($($ret)?), $crate::Error> {
-                        $crate::Call::call(&mut self.0, methods::$name, &($($arg,)*))
-                    }
+                    $crate::__stub! { [$($flag)?] $(#[$meta])* fn $name ( $($arg : $ty),* ) $(-> $ret)? }
                 )*
 
                 $crate::__check_compatible!();
             }
         }
+    };
+}
+
+/// A handler in the `Service` trait, by the method's flag.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __handler {
+    ([stream] $(#[$meta:meta])* fn $name:ident ( $($arg:ident : $ty:ty),* ) -> $ret:ty) => {
+        $(#[$meta])*
+        ///
+        /// A stream: called for item `index` = 0, 1, 2, … as the client's credit
+        /// allows, with the call's arguments each time; `None` ends the stream.
+        fn $name(&mut self $(, $arg: $ty)*, index: u32) -> ::core::option::Option<$ret>;
+    };
+    ([stream] $(#[$meta:meta])* fn $name:ident ( $($arg:ident : $ty:ty),* )) => {
+        compile_error!(concat!("stream method `", stringify!($name), "` needs an item type: `-> Item`"));
+    };
+    ([oneway] $(#[$meta:meta])* fn $name:ident ( $($arg:ident : $ty:ty),* ) -> $ret:ty) => {
+        compile_error!(concat!("one-way method `", stringify!($name), "` cannot return a value"));
+    };
+    ([$($flag:ident)?] $(#[$meta:meta])* fn $name:ident ( $($arg:ident : $ty:ty),* ) $(-> $ret:ty)?) => {
+        $(#[$meta])*
+        fn $name(&mut self $(, $arg: $ty)*) -> $crate::__ret!($($ret)?);
+    };
+}
+
+/// A dispatcher's answer to a new call of one method, by its flag.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __dispatch_arm {
+    ([stream] $this:ident, $args:ident, $responder:ident, $name:ident ( $($arg:ident : $ty:ty),* )) => {{
+        if !$responder.can_stream() {
+            Err($crate::Refused::Unavailable)
+        } else {
+            // Checked now, decoded again for every item.
+            let _: ($($ty,)*) = $crate::__private::decode_args($args)?;
+            Ok($responder.stream())
+        }
+    }};
+    ([$($flag:ident)?] $this:ident, $args:ident, $responder:ident, $name:ident ( $($arg:ident : $ty:ty),* )) => {{
+        let ($($arg,)*): ($($ty,)*) = $crate::__private::decode_args($args)?;
+        Service::set_deadline(&mut $this.0, $responder.deadline());
+        let value = $this.0.$name($($arg),*);
+        Ok($responder.reply(&value))
+    }};
+}
+
+/// With feature `streams`: the dispatcher's `next_item`, for its stream methods.
+#[cfg(feature = "streams")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __next_item {
+    ( $( [$($flag:ident)?] $id:literal $name:ident ( $($arg:ident : $ty:ty),* ) ; )* ) => {
+        fn next_item(
+            &mut self,
+            method: u16,
+            args: &[u8],
+            index: u32,
+            responder: $crate::Responder<'_>,
+        ) -> ::core::option::Option<$crate::Replied> {
+            $( $crate::__next_item_arm!([$($flag)?] self, method, args, index, responder, $id $name ( $($arg : $ty),* )); )*
+            let _ = (method, args, index, responder);
+            None
+        }
+    };
+}
+
+/// Without feature `streams`: nothing.
+#[cfg(not(feature = "streams"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __next_item {
+    ($($t:tt)*) => {};
+}
+
+/// One stream method's case in `next_item`; nothing for other methods.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __next_item_arm {
+    ([stream] $this:ident, $method:ident, $args:ident, $index:ident, $responder:ident, $id:literal $name:ident ( $($arg:ident : $ty:ty),* )) => {
+        if $method == $id {
+            let ($($arg,)*): ($($ty,)*) = $crate::__private::decode_args($args).ok()?;
+            let item = $this.0.$name($($arg,)* $index)?;
+            return Some($responder.reply(&item));
+        }
+    };
+    ([$($flag:ident)?] $($rest:tt)*) => {};
+}
+
+/// A method of the client stub, by the method's flag.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __stub {
+    ([stream] $(#[$meta:meta])* fn $name:ident ( $($arg:ident : $ty:ty),* ) -> $ret:ty) => {
+        $crate::__stream_stub! { $(#[$meta])* fn $name ( $($arg : $ty),* ) -> $ret }
+    };
+    ([oneway] $(#[$meta:meta])* fn $name:ident ( $($arg:ident : $ty:ty),* )) => {
+        $crate::__oneway_stub! { $(#[$meta])* fn $name ( $($arg : $ty),* ) }
+    };
+    ([$($flag:ident)?] $(#[$meta:meta])* fn $name:ident ( $($arg:ident : $ty:ty),* ) $(-> $ret:ty)?) => {
+        $(#[$meta])*
+        ///
+        /// # Errors
+        /// When no value came back; [`wirecall::Error::executed`] says
+        /// whether the handler ran.
+        pub fn $name(&mut self $(, $arg: $ty)*) -> ::core::result::Result<$crate::__ret!($($ret)?), $crate::Error> {
+            $crate::Call::call(&mut self.0, methods::$name, &($($arg,)*))
+        }
+    };
+}
+
+/// With feature `streams`: a stream method's stub.
+#[cfg(feature = "streams")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __stream_stub {
+    ($(#[$meta:meta])* fn $name:ident ( $($arg:ident : $ty:ty),* ) -> $ret:ty) => {
+        $(#[$meta])*
+        ///
+        /// A stream: `on_item` gets each item as it arrives; returning `false`
+        /// cancels the rest.
+        ///
+        /// # Errors
+        /// [`wirecall::StreamError`]: how many items arrived before the stream
+        /// broke, and why. A stream that ended has an `Ok` [`wirecall::StreamEnd`]
+        /// saying how many items the server sent and how many arrived.
+        pub fn $name(
+            &mut self
+            $(, $arg: $ty)*,
+            mut on_item: impl FnMut($ret) -> bool,
+        ) -> ::core::result::Result<$crate::StreamEnd, $crate::StreamError> {
+            $crate::Call::call_stream(&mut self.0, methods::$name, &($($arg,)*), &mut on_item)
+        }
+    };
+}
+
+/// Without feature `streams`: an error.
+#[cfg(not(feature = "streams"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __stream_stub {
+    ($(#[$meta:meta])* fn $name:ident $($rest:tt)*) => {
+        compile_error!(concat!("stream method `", stringify!($name), "` needs wirecall's feature `streams`"));
+    };
+}
+
+/// With feature `events`: a one-way method's stub.
+#[cfg(feature = "events")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __oneway_stub {
+    ($(#[$meta:meta])* fn $name:ident ( $($arg:ident : $ty:ty),* )) => {
+        $(#[$meta])*
+        ///
+        /// One-way: `Ok` once the request is on the link; no answer comes, so
+        /// whether it ran is not known.
+        ///
+        /// # Errors
+        /// When the request could not be sent whole.
+        pub fn $name(&mut self $(, $arg: $ty)*) -> ::core::result::Result<(), $crate::Error> {
+            $crate::Call::send_oneway(&mut self.0, methods::$name, &($($arg,)*))
+        }
+    };
+}
+
+/// Without feature `events`: an error.
+#[cfg(not(feature = "events"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __oneway_stub {
+    ($(#[$meta:meta])* fn $name:ident $($rest:tt)*) => {
+        compile_error!(concat!("one-way method `", stringify!($name), "` needs wirecall's feature `events`"));
+    };
+}
+
+/// The describe flags of a method's flag.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __flags {
+    () => {
+        0
+    };
+    (idempotent) => {
+        $crate::describe::FLAG_IDEMPOTENT
+    };
+    (oneway) => {
+        $crate::describe::FLAG_ONEWAY
+    };
+    (stream) => {
+        $crate::describe::FLAG_STREAM
     };
 }
 
@@ -190,8 +382,18 @@ macro_rules! __method {
     ($id:literal, idempotent) => {
         $crate::Method::idempotent($id)
     };
+    ($id:literal, oneway) => {
+        $crate::Method::new($id)
+    };
+    ($id:literal, stream) => {
+        $crate::Method::new($id)
+    };
     ($id:literal, $other:ident) => {
-        compile_error!(concat!("unknown method flag `", stringify!($other), "`: the only flag is `idempotent`"))
+        compile_error!(concat!(
+            "unknown method flag `",
+            stringify!($other),
+            "`: the flags are `idempotent`, `oneway` and `stream`"
+        ))
     };
 }
 
@@ -224,7 +426,7 @@ macro_rules! __version {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __describe {
-    ( $( $name:ident ( $($arg:ident : $ty:ty),* ) $(-> $ret:ty)? ; )* ) => {
+    ( $( $name:ident ( $($arg:ident : $ty:ty),* ) $(-> $ret:ty)? [$($flag:ident)?] ; )* ) => {
         /// What the built-in `describe` reports about this service (PROTOCOL.md §3.2).
         pub const DESCRIPTION: $crate::describe::Description = $crate::describe::Description {
             name: NAME,
@@ -233,7 +435,7 @@ macro_rules! __describe {
                 $crate::describe::MethodDescription {
                     name: stringify!($name),
                     id: ids::$name,
-                    flags: if methods::$name.idempotent { $crate::describe::FLAG_IDEMPOTENT } else { 0 },
+                    flags: $crate::__flags!($($flag)?),
                     args: &$crate::schema::schema::NamedType {
                         name: stringify!($name),
                         ty: &$crate::schema::schema::DataModelType::Struct(&[$(

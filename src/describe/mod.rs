@@ -27,6 +27,12 @@ pub mod remote;
 /// `Method` flag bit: the method is idempotent.
 pub const FLAG_IDEMPOTENT: u8 = 0x01;
 
+/// A method flag: one-way (never answered).
+pub const FLAG_ONEWAY: u8 = 0x02;
+
+/// A method flag: a stream; its return schema is the item's.
+pub const FLAG_STREAM: u8 = 0x04;
+
 /// A service as the `describe` built-in reports it. Built by
 /// [`service!`](crate::service!) as the constant `DESCRIPTION`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -395,7 +395,8 @@ impl<L: Link, C: Clock, const RX: usize, const TX: usize, const W: usize> Client
 
     /// Cancels the call `seq` started with [`start`](Self::start) (feature
     /// `cancel`): its outcome, from [`next_completed`](Self::next_completed),
-    /// is then [`Status::Cancelled`](crate::Status::Cancelled) (it never ran and
+    /// is then [`Error::Cancelled`] (nothing was sent),
+    /// [`Status::Cancelled`](crate::Status::Cancelled) (it never ran and
     /// never will) or, if the server had already run it, its value: cancelling
     /// rolls nothing back. Without an answer it ends unknown. `false` if no
     /// such call is in flight.

@@ -5,12 +5,14 @@
 
 mod client;
 mod hooks;
+mod peer;
 mod server;
 
 #[cfg(all(feature = "events", feature = "std"))]
 pub use client::EVENT_QUEUE;
 pub use client::{Call, Client, Completed, DEFAULT_STREAM_CREDITS, DEFAULT_TIMEOUT, Event, StreamError};
 pub use hooks::{ClientHook, Hooked};
+pub use peer::{Peer, Route, Router, Side};
 pub use server::{Server, Step};
 
 /// Bytes read from the link at a time: on a host, many; on a microcontroller,

@@ -25,11 +25,11 @@ const SERVE_WAIT: Duration = Duration::from_secs(1);
 
 /// A blocking server for `service` over link `L`, with `RX` and `TX` bytes of
 /// buffer (see [`ServerMachine`]).
-pub struct Server<L, S, C, const RX: usize = 256, const TX: usize = 256> {
+pub struct Server<L, S, C, const RX: usize = 256, const TX: usize = 256, const W: usize = 1> {
     link: L,
     service: S,
     clock: C,
-    machine: ServerMachine<RX, TX>,
+    machine: ServerMachine<RX, TX, W>,
     inbox: Inbox,
 }
 
@@ -40,7 +40,7 @@ impl<L: Link, S: Dispatch, C: Clock> Server<L, S, C> {
     }
 }
 
-impl<L: Link, S: Dispatch, C: Clock, const RX: usize, const TX: usize> Server<L, S, C, RX, TX> {
+impl<L: Link, S: Dispatch, C: Clock, const RX: usize, const TX: usize, const W: usize> Server<L, S, C, RX, TX, W> {
     /// A server with the buffer sizes of its type, e.g.
     /// `let server: Server<_, _, _, 64, 32> = Server::sized(uart, service, clock);`.
     pub fn sized(link: L, service: S, clock: C) -> Self {
@@ -48,7 +48,7 @@ impl<L: Link, S: Dispatch, C: Clock, const RX: usize, const TX: usize> Server<L,
     }
 
     /// A server over a machine set up by the caller (a boot id, a frame gap).
-    pub fn with_machine(link: L, service: S, clock: C, machine: ServerMachine<RX, TX>) -> Self {
+    pub fn with_machine(link: L, service: S, clock: C, machine: ServerMachine<RX, TX, W>) -> Self {
         Server { link, service, clock, machine, inbox: Inbox::new() }
     }
 
@@ -69,27 +69,48 @@ impl<L: Link, S: Dispatch, C: Clock, const RX: usize, const TX: usize> Server<L,
         self.step(Duration::ZERO)
     }
 
-    /// Waits up to `wait` for input, then handles it and sends every answer.
+    /// Waits up to `wait` for input (not at all while a stream has items to
+    /// send), then handles it and sends every answer, and the stream's items
+    /// its credit allows.
     ///
     /// # Errors
     /// The link's error, when reading or writing fails.
     pub fn step(&mut self, wait: Duration) -> Result<Step, L::Error> {
+        let streaming = self.machine.has_work();
         if self.inbox.pending().is_empty() {
-            match self.inbox.fill(&mut self.link, wait)? {
-                None => return Ok(Step::Idle),
+            match self.inbox.fill(&mut self.link, if streaming { Duration::ZERO } else { wait })? {
+                None if !streaming => return Ok(Step::Idle),
+                None => {}
                 Some(0) => return Ok(Step::Closed),
                 Some(_) => {}
             }
         }
-        while !self.inbox.pending().is_empty() {
+        loop {
             let now = self.clock.now();
             let used = self.machine.receive(self.inbox.pending(), now, &mut self.service);
             self.inbox.consume(used);
             if !self.send()? {
                 return Ok(Step::Closed);
             }
+            if self.inbox.pending().is_empty() && !self.machine.has_work() {
+                return Ok(Step::Progress);
+            }
         }
-        Ok(Step::Progress)
+    }
+
+    /// Sends an event (feature `events`) and waits until the link took it.
+    ///
+    /// # Errors
+    /// [`EmitError`](crate::machine::EmitError) if the event does not fit the
+    /// transmit buffer; `Ok(Err(..))` carries the link's error.
+    #[cfg(feature = "events")]
+    pub fn emit<T: serde::Serialize + ?Sized>(
+        &mut self,
+        topic: crate::Topic<T>,
+        payload: &T,
+    ) -> Result<Result<(), L::Error>, crate::machine::EmitError> {
+        self.machine.emit(topic, payload)?;
+        Ok(self.send().map(|_| ()))
     }
 
     /// Sends the pending answer; `false` if the link accepts no more bytes.

@@ -655,7 +655,7 @@ impl<const RX: usize, const TX: usize, const W: usize> ClientMachine<RX, TX, W> 
     }
 
     /// Cancels the call `seq` (feature `cancel`). A call none of whose bytes
-    /// were sent ends at once, not executed ([`Status::Cancelled`], returned
+    /// were sent ends at once, not executed ([`Error::Cancelled`], returned
     /// by the next [`poll`](Self::poll)). Otherwise a Cancel goes to the server
     /// in place of the request, and the call ends with the server's final
     /// answer: CANCELLED (it never ran and never will), its value (it had
@@ -888,7 +888,7 @@ impl<const RX: usize, const TX: usize, const W: usize> ClientMachine<RX, TX, W> 
                 }
                 _ if call.cancelled && !call.frame_sent && !call.resuming => {
                     count!(self.stats.cancelled);
-                    return Some((call.seq, self.finish(i, Error::Status(Status::Cancelled))));
+                    return Some((call.seq, self.finish(i, Error::Cancelled)));
                 }
                 _ => {
                     let error = if call.frame_sent { Error::Timeout } else { Error::NotSent };

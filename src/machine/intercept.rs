@@ -60,6 +60,11 @@ impl<D: Dispatch, I: Interceptor> Dispatch for Intercepted<D, I> {
         self.service.document()
     }
 
+    #[cfg(feature = "streams")]
+    fn next_item(&mut self, method: u16, args: &[u8], index: u32, responder: Responder<'_>) -> Option<Replied> {
+        self.service.next_item(method, args, index, responder)
+    }
+
     fn admit(&mut self, method: u16, args: &[u8]) -> Result<(), Refused> {
         self.interceptor.before(method, args)?;
         self.service.admit(method, args)

@@ -150,6 +150,9 @@ pub struct Responder<'a> {
     /// The index of the stream item being answered, if it is one.
     #[cfg(feature = "streams")]
     item: Option<u32>,
+    /// No stream is in progress.
+    #[cfg(feature = "streams")]
+    can_stream: bool,
     buf: &'a mut [u8],
 }
 
@@ -196,9 +199,17 @@ impl Responder<'_> {
         Replied::new(frame_len(crate::wire::encode_empty_reply(self.seq, self.buf)))
     }
 
+    /// Whether a stream can start (feature `streams`): no other stream is in
+    /// progress. A dispatcher refuses a stream method with
+    /// [`Refused::Unavailable`] otherwise, before running anything.
+    #[cfg(feature = "streams")]
+    pub const fn can_stream(&self) -> bool {
+        self.can_stream
+    }
+
     /// Starts a stream (feature `streams`): the server then asks
     /// [`Dispatch::next_item`] for its items as the client's credit allows, and
-    /// ends it with an End frame.
+    /// ends it with an End frame. Nothing of the handler runs before the first item.
     #[cfg(feature = "streams")]
     pub fn stream(self) -> Replied {
         Replied { len: 0, stream: true }
@@ -224,12 +235,12 @@ pub trait Dispatch {
         None
     }
 
-    /// The item `index` of the stream `method` started (feature `streams`),
-    /// answered through `responder`'s [`reply`](Responder::reply); `None` ends
-    /// the stream.
+    /// The item `index` of the stream `method` started with arguments `args`
+    /// (feature `streams`), answered through `responder`'s
+    /// [`reply`](Responder::reply); `None` ends the stream.
     #[cfg(feature = "streams")]
-    fn next_item(&mut self, method: u16, index: u32, responder: Responder<'_>) -> Option<Replied> {
-        let _ = (method, index, responder);
+    fn next_item(&mut self, method: u16, args: &[u8], index: u32, responder: Responder<'_>) -> Option<Replied> {
+        let _ = (method, args, index, responder);
         None
     }
 
@@ -269,8 +280,8 @@ impl<D: Dispatch + ?Sized> Dispatch for &mut D {
     }
 
     #[cfg(feature = "streams")]
-    fn next_item(&mut self, method: u16, index: u32, responder: Responder<'_>) -> Option<Replied> {
-        (**self).next_item(method, index, responder)
+    fn next_item(&mut self, method: u16, args: &[u8], index: u32, responder: Responder<'_>) -> Option<Replied> {
+        (**self).next_item(method, args, index, responder)
     }
 
     fn answered(&mut self, method: u16, outcome: Result<(), Refused>) {
@@ -434,6 +445,8 @@ struct Stream {
     next: u32,
     /// Items below this index may be sent (the client's credit).
     limit: u32,
+    /// The request's arguments are kept at the end of the slot's buffer, this long.
+    args_len: u16,
 }
 
 /// The server protocol machine: `RX` bytes of receive buffer (largest decoded
@@ -510,7 +523,7 @@ impl<const RX: usize, const TX: usize, const W: usize> ServerMachine<RX, TX, W> 
             session: Session::NONE,
             boot_id,
             #[cfg(feature = "streams")]
-            stream: Stream { active: false, seq: 0, method: 0, slot: 0, next: 0, limit: 0 },
+            stream: Stream { active: false, seq: 0, method: 0, slot: 0, next: 0, limit: 0, args_len: 0 },
             #[cfg(feature = "events")]
             event: [0; TX],
             #[cfg(feature = "events")]
@@ -797,6 +810,8 @@ impl<const RX: usize, const TX: usize, const W: usize> ServerMachine<RX, TX, W> 
                             deadline,
                             #[cfg(feature = "streams")]
                             item: None,
+                            #[cfg(feature = "streams")]
+                            can_stream: !self.stream.active,
                             buf,
                         };
                         // Every new call takes this one path: refused by the server itself,
@@ -839,13 +854,36 @@ impl<const RX: usize, const TX: usize, const W: usize> ServerMachine<RX, TX, W> 
                         match dispatched {
                             #[cfg(feature = "streams")]
                             Ok(Replied { stream: true, .. }) => {
-                                count!(self.stats.dispatched);
-                                wc_debug!("seq={} method={} stream started", seq, method);
-                                self.stream = Stream { active: true, seq, method, slot: i as u8, next: 0, limit: 0 };
-                                if let Some(s) = self.slots.get_mut(i) {
-                                    // Until it ends, the stream holds the slot; its End will be the cached answer.
-                                    s.seq = Some(seq);
-                                    s.len = 0;
+                                // No handler ran yet: the dispatcher only checked the arguments.
+                                // They are kept at the end of the slot, for every item; the
+                                // items are encoded before them.
+                                let fits = args.len().saturating_add(MIN_TX) <= TX;
+                                match self.slots.get_mut(i) {
+                                    Some(s) if fits => {
+                                        let at = TX - args.len();
+                                        if let Some(tail) = s.buf.get_mut(at..) {
+                                            tail.copy_from_slice(args);
+                                        }
+                                        // Until it ends, the stream holds the slot; its End will be
+                                        // the cached answer.
+                                        s.seq = Some(seq);
+                                        s.len = 0;
+                                        count!(self.stats.dispatched);
+                                        wc_debug!("seq={} method={} stream started", seq, method);
+                                        self.stream = Stream {
+                                            active: true,
+                                            seq,
+                                            method,
+                                            slot: i as u8,
+                                            next: 0,
+                                            limit: 0,
+                                            args_len: args.len() as u16,
+                                        };
+                                    }
+                                    _ => {
+                                        count!(self.stats.refused);
+                                        self.cache_status(i, seq, Status::ResourceExhausted);
+                                    }
                                 }
                             }
                             Ok(replied) => {
@@ -915,19 +953,21 @@ impl<const RX: usize, const TX: usize, const W: usize> ServerMachine<RX, TX, W> 
     /// Sends the stream's next item, or its End, if the credit allows.
     #[cfg(feature = "streams")]
     fn stream_step<S: Dispatch + ?Sized>(&mut self, service: &mut S) {
-        let Stream { active: true, seq, method, slot, next, limit } = self.stream else { return };
+        let Stream { active: true, seq, method, slot, next, limit, args_len } = self.stream else { return };
         if next >= limit {
             return;
         }
         let Some(s) = self.slots.get_mut(usize::from(slot)) else { return };
+        let (buf, args) = s.buf.split_at_mut(TX - usize::from(args_len));
         let responder = Responder {
             seq,
             #[cfg(feature = "deadlines")]
             deadline: None,
             item: Some(next),
-            buf: &mut s.buf,
+            can_stream: false,
+            buf,
         };
-        match service.next_item(method, next, responder) {
+        match service.next_item(method, args, next, responder) {
             Some(Replied { len, .. }) if len > 0 => {
                 s.len = len;
                 self.stream.next = next.wrapping_add(1);
