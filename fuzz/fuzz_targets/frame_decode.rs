@@ -6,16 +6,22 @@
 
 use libfuzzer_sys::fuzz_target;
 use wirecall::wire::{
-    Decoded, Encoded, Frame, FrameDecoder, encode_hello, encode_reply, encode_request, encode_status,
-    encode_timed_request, encode_welcome,
+    Decoded, Encoded, Frame, FrameDecoder, encode_cancel, encode_credit, encode_end, encode_event, encode_hello,
+    encode_item, encode_oneway, encode_reply, encode_request, encode_status, encode_timed_request, encode_welcome,
 };
 
 fn reencode(frame: &Frame<'_>, buf: &mut [u8]) -> Option<usize> {
     let encoded = match *frame {
-        Frame::Request { seq, method, budget_ms: None, args } => encode_request(seq, method, &Encoded(args), buf),
-        Frame::Request { seq, method, budget_ms: Some(budget), args } => {
+        Frame::Request { seq, method, args, oneway: true, .. } => encode_oneway(seq, method, &Encoded(args), buf),
+        Frame::Request { seq, method, budget_ms: None, args, .. } => encode_request(seq, method, &Encoded(args), buf),
+        Frame::Request { seq, method, budget_ms: Some(budget), args, .. } => {
             encode_timed_request(seq, method, budget, &Encoded(args), buf)
         }
+        Frame::Cancel { seq } => encode_cancel(seq, buf),
+        Frame::Credit { seq, limit } => encode_credit(seq, limit, buf),
+        Frame::Item { seq, index, value } => encode_item(seq, index, &Encoded(value), buf),
+        Frame::End { seq, status, items } => encode_end(seq, status, items, buf),
+        Frame::Event { seq, topic, payload } => encode_event(seq, topic, &Encoded(payload), buf),
         Frame::Reply { seq, value } => encode_reply(seq, &Encoded(value), buf),
         Frame::Status { seq, status } => encode_status(seq, status, buf),
         Frame::Hello { seq, client_id, fresh } => encode_hello(seq, client_id, fresh, buf),

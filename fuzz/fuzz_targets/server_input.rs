@@ -17,6 +17,10 @@ wirecall::service! {
         fn add(a: i32, b: i32) -> i32 = 2;
         fn bytes(data: &[u8]) -> u8 = 3;
         fn many(a: Option<u64>, b: (bool, i8), c: [u16; 3]) -> Result<u8, bool> = 0x1234;
+        fn count(to: u32) -> u32 = 4, stream;
+        fn poke(x: u8) = 5, oneway;
+
+        event tick: u32 = 1;
     }
 }
 
@@ -35,16 +39,23 @@ impl target::Service for Service {
     fn many(&mut self, a: Option<u64>, b: (bool, i8), c: [u16; 3]) -> Result<u8, bool> {
         if b.0 { Ok(c[0] as u8) } else { Err(a.is_some()) }
     }
+    fn count(&mut self, to: u32, index: u32) -> Option<u32> {
+        (index < to.min(1000)).then_some(index)
+    }
+    fn poke(&mut self, _x: u8) {}
 }
 
 fuzz_target!(|data: &[u8]| {
-    let mut server = ServerMachine::<48, 32>::new();
+    let mut server = ServerMachine::<48, 32, 4>::new();
     let mut service = target::Dispatcher(Service);
     // The first byte spaces the arrival times, to reach the frame-gap path.
     let Some((&gap, data)) = data.split_first() else { return };
     let data = stream::stream(data);
     for (i, piece) in data.chunks(7).enumerate() {
         let now = Instant::from_millis(i as u64 * u64::from(gap) * 10);
+        if piece.first() == Some(&0xE7) {
+            let _ = server.emit(target::events::tick, &(i as u32));
+        }
         let mut rest = piece;
         while !rest.is_empty() {
             let used = server.receive(rest, now, &mut service);
@@ -57,7 +68,15 @@ fuzz_target!(|data: &[u8]| {
             let mut check = FrameDecoder::<64>::new();
             assert_eq!(check.feed(out), (out.len(), Some(Decoded::Frame)), "an answer is one whole frame");
             let frame = Frame::parse(check.frame()).expect("an answer parses");
-            assert!(matches!(frame, Frame::Reply { .. } | Frame::Status { .. } | Frame::Welcome { .. }));
+            assert!(matches!(
+                frame,
+                Frame::Reply { .. }
+                    | Frame::Status { .. }
+                    | Frame::Welcome { .. }
+                    | Frame::Item { .. }
+                    | Frame::End { .. }
+                    | Frame::Event { .. }
+            ));
             let n = out.len();
             server.wrote(n);
         }

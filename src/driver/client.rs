@@ -519,6 +519,56 @@ impl<L: Link, C: Clock, const RX: usize, const TX: usize, const W: usize> Client
         }
     }
 
+    /// Calls a stream method (feature `streams`), handing each item's
+    /// postcard bytes to `on_item`; `on_item` returning `false` cancels the
+    /// stream (feature `cancel`; without it the rest is read and dropped).
+    ///
+    /// # Errors
+    /// [`StreamError`]: how many items arrived before the stream broke, and why.
+    #[cfg(feature = "streams")]
+    pub fn call_stream_with<A: Serialize + ?Sized>(
+        &mut self,
+        method: Method,
+        args: &A,
+        on_item: &mut dyn FnMut(&[u8]) -> bool,
+    ) -> Result<StreamEnd, StreamError> {
+        if self.machine.in_flight() > 0 {
+            return Err(StreamError { received: 0, error: Error::Busy });
+        }
+        let now = self.clock.now();
+        let seq = self
+            .machine
+            .start_stream(method, args, self.credits, now, now + self.timeout)
+            .map_err(|error| StreamError { received: 0, error })?;
+        let mut received = 0u32;
+        let mut stopped = false;
+        let end = self.run(None, |incoming| match incoming {
+            Incoming::Item { seq: s, value, .. } if s == seq => {
+                received += 1;
+                if stopped || on_item(value) {
+                    return Flow::Continue;
+                }
+                stopped = true;
+                #[cfg(feature = "cancel")]
+                return Flow::Cancel(seq);
+                #[cfg(not(feature = "cancel"))]
+                Flow::Continue
+            }
+            Incoming::End { seq: s, end } if s == seq => Flow::Stop(Ok(end)),
+            Incoming::Done { seq: s, outcome } if s == seq => Flow::Stop(Err(match outcome {
+                // A Reply to a stream call: the service definitions differ.
+                Ok(_) => Error::BadReply,
+                Err(error) => error,
+            })),
+            _ => Flow::Continue,
+        });
+        match end {
+            Some(Ok(end)) => Ok(end),
+            Some(Err(error)) => Err(StreamError { received, error }),
+            None => Err(StreamError { received, error: Error::LinkLost }),
+        }
+    }
+
     /// Writes whatever the machine has to send.
     fn send(&mut self) -> Result<(), Error> {
         let mut wrote = false;
@@ -611,50 +661,18 @@ impl<L: Link, C: Clock, const RX: usize, const TX: usize, const W: usize> Call f
         args: &A,
         on_item: &mut dyn FnMut(T) -> bool,
     ) -> Result<StreamEnd, StreamError> {
-        if self.machine.in_flight() > 0 {
-            return Err(StreamError { received: 0, error: Error::Busy });
-        }
-        let now = self.clock.now();
-        let seq = self
-            .machine
-            .start_stream(method, args, self.credits, now, now + self.timeout)
-            .map_err(|error| StreamError { received: 0, error })?;
-        let mut received = 0u32;
-        let mut failure: Option<Error> = None;
-        let end = self.run(None, |incoming| match incoming {
-            Incoming::Item { seq: s, value, .. } if s == seq => {
-                received += 1;
-                if failure.is_some() {
-                    return Flow::Continue;
-                }
-                let keep_going = match crate::decode_exact::<T>(value) {
-                    Some(item) => on_item(item),
-                    None => {
-                        failure = Some(Error::BadReply);
-                        false
-                    }
-                };
-                if keep_going {
-                    return Flow::Continue;
-                }
-                #[cfg(feature = "cancel")]
-                return Flow::Cancel(seq);
-                #[cfg(not(feature = "cancel"))]
-                Flow::Continue
+        let mut failure = None;
+        let end = self.call_stream_with(method, args, &mut |bytes| match crate::decode_exact::<T>(bytes) {
+            Some(item) => on_item(item),
+            None => {
+                failure = Some(Error::BadReply);
+                false
             }
-            Incoming::End { seq: s, end } if s == seq => Flow::Stop(Ok(end)),
-            Incoming::Done { seq: s, outcome } if s == seq => Flow::Stop(Err(match outcome {
-                // A Reply to a stream call: the service definitions differ.
-                Ok(_) => Error::BadReply,
-                Err(error) => error,
-            })),
-            _ => Flow::Continue,
         });
         match (end, failure) {
-            (Some(Ok(_)), Some(error)) => Err(StreamError { received, error }),
-            (Some(Ok(end)), None) => Ok(end),
-            (Some(Err(error)), _) => Err(StreamError { received, error }),
-            (None, _) => Err(StreamError { received, error: Error::LinkLost }),
+            (Ok(end), Some(error)) => Err(StreamError { received: end.received, error }),
+            (Err(StreamError { received, .. }), Some(error)) => Err(StreamError { received, error }),
+            (end, None) => end,
         }
     }
 }

@@ -198,6 +198,8 @@ struct Call {
     resuming: bool,
     /// The client cancelled it: what is sent is a Cancel, not the request.
     cancelled: bool,
+    /// The server lost the session it was sent in: it ends unknown at the next poll.
+    lost: bool,
     shape: Shape,
     /// For streams: how long the call may stay silent before it ends.
     #[cfg(feature = "streams")]
@@ -597,6 +599,7 @@ impl<const RX: usize, const TX: usize, const W: usize> ClientMachine<RX, TX, W> 
             frame_sent: false,
             resuming: false,
             cancelled: false,
+            lost: false,
             shape,
             #[cfg(feature = "streams")]
             idle: deadline.saturating_duration_since(now),
@@ -641,6 +644,7 @@ impl<const RX: usize, const TX: usize, const W: usize> ClientMachine<RX, TX, W> 
             frame_sent: true,
             resuming: true,
             cancelled: false,
+            lost: false,
             shape: Shape::Unary,
             #[cfg(feature = "streams")]
             idle: deadline.saturating_duration_since(now),
@@ -860,6 +864,7 @@ impl<const RX: usize, const TX: usize, const W: usize> ClientMachine<RX, TX, W> 
             }
             let time_left = now < call.deadline;
             match call.phase {
+                _ if call.lost => return Some((call.seq, self.finish(i, Error::SessionLost))),
                 Phase::Waiting { .. } if time_left && call.attempts < attempts => {
                     let wait = self.policy.backoff_after(call.attempts);
                     self.set_phase(i, Phase::Backoff { until: now.plus_micros(wait).min(call.deadline) });
@@ -1055,9 +1060,18 @@ impl<const RX: usize, const TX: usize, const W: usize> ClientMachine<RX, TX, W> 
             }
             Frame::Status { status, .. } => {
                 if status == Status::FailedPrecondition {
-                    // The server has no session for us: it restarted.
+                    // The server has no session for us: it restarted. Every other call
+                    // sent in that session went with it: none may be sent again in a new
+                    // one, where it could run a second time. They end unknown.
                     self.session = None;
                     count!(self.stats.sessions_lost);
+                    for (j, slot) in self.slots.iter_mut().enumerate() {
+                        if let Some(c) = slot.call.as_mut().filter(|c| j != i && c.phase != Phase::Queued) {
+                            c.lost = true;
+                            c.due = false;
+                            c.phase = Phase::Backoff { until: now };
+                        }
+                    }
                 }
                 if status == Status::Cancelled {
                     count!(self.stats.cancelled);

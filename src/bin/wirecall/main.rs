@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use wirecall::describe::remote::{self, DescribeError, RemoteDescription, RemoteMethod};
+use wirecall::describe::{FLAG_IDEMPOTENT, FLAG_ONEWAY, FLAG_STREAM};
 use wirecall::link::{serial, tcp};
-use wirecall::{Client, Error, Executed, Link, StdClock};
+use wirecall::{Call, Client, Error, Executed, Link, StdClock};
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -177,8 +178,47 @@ fn run<L: Link>(mut client: Client<L, StdClock>, timeout: Duration, command: &Co
             let device = remote::fetch(&mut client).map_err(Failure::describe)?;
             let method = find(&device, method)?;
             let args = json::encode_args(method, args).map_err(Failure::usage)?;
-            let value = call(&mut client, method, &args)?;
-            println!("{value}");
+            let encoded = wirecall::wire::Encoded(&args);
+            if method.flags & FLAG_ONEWAY != 0 {
+                client.send_oneway(method.method(), &encoded).map_err(|e| Failure::call(&method.name, e))?;
+                println!("sent (one-way: no answer comes, so whether it ran is not known)");
+            } else if method.flags & FLAG_STREAM != 0 {
+                // One JSON value per item, as they arrive; the End's counts on stderr.
+                let mut bad = None;
+                let end = client.call_stream_with(method.method(), &encoded, &mut |bytes| {
+                    match json::decode_value(method, bytes) {
+                        Ok(value) => println!("{value}"),
+                        Err(why) => bad = Some(why),
+                    }
+                    bad.is_none()
+                });
+                if let Some(why) = bad {
+                    return Err(Failure { code: Failure::RAN, message: format!("{}: {why} (it ran)", method.name) });
+                }
+                match end {
+                    Ok(end) if end.is_complete() => eprintln!("end: {} items", end.sent),
+                    Ok(end) => {
+                        return Err(Failure {
+                            code: Failure::RAN,
+                            message: format!(
+                                "{}: the stream ended ({}) after sending {} items, {} arrived",
+                                method.name,
+                                end.status.map_or("complete".to_string(), |s| s.to_string()),
+                                end.sent,
+                                end.received
+                            ),
+                        });
+                    }
+                    Err(broken) => {
+                        let mut failure = Failure::call(&method.name, broken.error);
+                        failure.message = format!("{} (after {} items)", failure.message, broken.received);
+                        return Err(failure);
+                    }
+                }
+            } else {
+                let value = call(&mut client, method, &args)?;
+                println!("{value}");
+            }
         }
         Command::Ping => {
             let started = std::time::Instant::now();
@@ -235,7 +275,12 @@ fn listing(device: &RemoteDescription) -> String {
     let mut text = format!("{}{version} (fingerprint {})\n", device.name, device.fingerprint());
     let width = device.methods.iter().map(|m| m.signature().len()).max().unwrap_or(0);
     for m in &device.methods {
-        let flags = if m.method().idempotent { "  idempotent" } else { "" };
+        let flags = match m.flags {
+            f if f & FLAG_STREAM != 0 => "  stream",
+            f if f & FLAG_ONEWAY != 0 => "  one-way",
+            f if f & FLAG_IDEMPOTENT != 0 => "  idempotent",
+            _ => "",
+        };
         text += format!("{:>6}  {:width$}{flags}", m.id, m.signature()).trim_end();
         text.push('\n');
     }
@@ -244,7 +289,12 @@ fn listing(device: &RemoteDescription) -> String {
 
 /// `describe METHOD`: the signature, the flags, and both schemas.
 fn method_text(m: &RemoteMethod) -> String {
-    let idempotent = if m.method().idempotent { "idempotent" } else { "not idempotent: never run twice" };
+    let idempotent = match m.flags {
+        f if f & FLAG_STREAM != 0 => "stream: returns a sequence of the type below, then an End",
+        f if f & FLAG_ONEWAY != 0 => "one-way: never answered",
+        f if f & FLAG_IDEMPOTENT != 0 => "idempotent",
+        _ => "not idempotent: never run twice",
+    };
     format!(
         "{}\n  id:        {}\n  flags:     {idempotent}\n  arguments: {}\n  returns:   {}\n",
         m.signature(),
