@@ -16,7 +16,7 @@ wirecall::service! {
         /// The last `count` readings, oldest first, in millivolts.
         fn history(count: u32) -> u16 = 1, stream;
         /// How many readings the logger holds.
-        fn len() -> u32 = 2, idempotent;
+        fn held() -> u32 = 2, idempotent;
     }
 }
 
@@ -33,7 +33,7 @@ impl logger::Service for Logger {
         self.readings.get(first..)?.get(index as usize).copied()
     }
 
-    fn len(&mut self) -> u32 {
+    fn held(&mut self) -> u32 {
         self.readings.len() as u32
     }
 }
@@ -51,7 +51,7 @@ fn main() {
     client.set_timeout(Duration::from_millis(300));
     let mut logger = logger::Client(client);
 
-    println!("The logger holds {} readings.", logger.len().expect("len"));
+    println!("The logger holds {} readings.", logger.held().expect("held"));
 
     let mut got = Vec::new();
     let end = logger.history(8, |mv| {

@@ -9,8 +9,8 @@ use wirecall::Instant;
 use wirecall::heapless::String;
 use wirecall::machine::{ClientMachine, Incoming, ServerMachine};
 use wirecall::wire::{
-    Decoded, Frame, FrameDecoder, Status, encode_hello, encode_reply, encode_request, encode_status,
-    encode_timed_request, encode_welcome,
+    Decoded, Frame, FrameDecoder, Status, encode_cancel, encode_credit, encode_end, encode_event, encode_hello,
+    encode_item, encode_oneway, encode_reply, encode_request, encode_status, encode_timed_request, encode_welcome,
 };
 
 wirecall::service! {
@@ -77,6 +77,14 @@ fn encoded(name: &str) -> Vec<u8> {
             let document = example_document();
             encode_reply(0, &(0xde33_f72c_90a6_e335u64, document.len() as u32, document.as_slice()), &mut buf)
         }
+        "cancel" => encode_cancel(5, &mut buf),
+        "cancelled_status" => encode_status(5, Status::Cancelled, &mut buf),
+        "credit" => encode_credit(5, 4, &mut buf),
+        "item" => encode_item(5, 0, &21i32, &mut buf),
+        "end" => encode_end(5, None, 3, &mut buf),
+        "end_cancelled" => encode_end(5, Some(Status::Cancelled), 2, &mut buf),
+        "oneway_request" => encode_oneway(6, 3, &(true,), &mut buf),
+        "event" => encode_event(0, 1, &1234u16, &mut buf),
         other => panic!("PROTOCOL.md has a vector {other} that no test checks"),
     };
     frame.unwrap().to_vec()
@@ -163,6 +171,21 @@ fn decoding_every_vector_gives_its_fields() {
         "describe_request",
         Frame::Request { seq: 0, method: 0xff01, budget_ms: None, args: &[0x00, 0xff, 0x01], oneway: false },
     );
+    #[cfg(feature = "cancel")]
+    expect("cancel", Frame::Cancel { seq: 5 });
+    expect("cancelled_status", Frame::Status { seq: 5, status: Status::Cancelled });
+    #[cfg(feature = "streams")]
+    {
+        expect("credit", Frame::Credit { seq: 5, limit: 4 });
+        expect("item", Frame::Item { seq: 5, index: 0, value: &[0x2a] });
+        expect("end", Frame::End { seq: 5, status: None, items: 3 });
+        expect("end_cancelled", Frame::End { seq: 5, status: Some(Status::Cancelled), items: 2 });
+    }
+    #[cfg(feature = "events")]
+    {
+        expect("oneway_request", Frame::Request { seq: 6, method: 3, budget_ms: None, args: &[0x01], oneway: true });
+        expect("event", Frame::Event { seq: 0, topic: 1, payload: &[0xd2, 0x09] });
+    }
     let (decoded, _) = decode(&vector("describe_reply"));
     let Ok(Frame::Reply { seq: 0, value }) = Frame::parse(&decoded) else { panic!("describe_reply is a Reply") };
     let (fingerprint, total, chunk): (u64, u32, &[u8]) = postcard::from_bytes(value).unwrap();
@@ -261,6 +284,183 @@ fn client_plays_the_session_of_the_vectors() {
     let error = outcome.and_then(Incoming::done).unwrap().unwrap_err();
     assert_eq!(error, wirecall::Error::Status(Status::Unimplemented));
     assert!(!error.may_have_executed());
+}
+
+/// The example service, counting the handlers that ran.
+#[cfg(any(feature = "cancel", feature = "events"))]
+#[derive(Default)]
+struct Counted {
+    runs: u32,
+}
+
+#[cfg(any(feature = "cancel", feature = "events"))]
+impl example::Service for Counted {
+    fn greet(&mut self, name: &str) -> String<32> {
+        self.runs += 1;
+        Example.greet(name)
+    }
+    fn add(&mut self, a: i32, b: i32) -> i32 {
+        self.runs += 1;
+        Example.add(a, b)
+    }
+}
+
+/// Feeds the whole of `frame` to `server` and returns what it answered (sent at once).
+#[cfg(any(feature = "cancel", feature = "events"))]
+fn answer<S: wirecall::Dispatch>(
+    server: &mut ServerMachine<64, 64>,
+    frame: &[u8],
+    service: &mut S,
+) -> std::string::String {
+    assert_eq!(server.receive(frame, Instant::ZERO, service), frame.len());
+    let out = server.outgoing().to_vec();
+    server.wrote(out.len());
+    hex(&out)
+}
+
+#[cfg(feature = "cancel")]
+#[test]
+fn a_server_answers_a_cancel_for_a_call_it_never_saw_cancelled_and_never_runs_it() {
+    let mut server = ServerMachine::<64, 64>::new();
+    let mut service = example::Dispatcher(Counted::default());
+    assert_eq!(answer(&mut server, &vector("hello"), &mut service), hex(&vector("welcome")));
+    // Call 5 never arrived: the Cancel is its first and final answer.
+    assert_eq!(answer(&mut server, &vector("cancel"), &mut service), hex(&vector("cancelled_status")));
+    // A copy of the Cancel, and a later copy of the request, get the same answer.
+    assert_eq!(answer(&mut server, &vector("cancel"), &mut service), hex(&vector("cancelled_status")));
+    let mut buf = [0u8; 32];
+    let add = encode_request(5, 2, &(2i32, 3i32), &mut buf).unwrap().to_vec();
+    assert_eq!(answer(&mut server, &add, &mut service), hex(&vector("cancelled_status")));
+    assert_eq!(service.0.runs, 0, "a cancelled call never runs");
+    // The next call runs as usual.
+    let add = encode_request(6, 2, &(2i32, 3i32), &mut buf).unwrap().to_vec();
+    assert_eq!(answer(&mut server, &add, &mut service), hex(encode_reply(6, &5i32, &mut [0u8; 16]).unwrap()));
+    assert_eq!(service.0.runs, 1);
+    #[cfg(feature = "stats")]
+    assert_eq!((server.stats().cancelled, server.stats().duplicates, server.stats().dispatched), (1, 1, 1));
+}
+
+#[cfg(feature = "cancel")]
+#[test]
+fn a_server_answers_a_cancel_for_an_answered_call_with_its_answer() {
+    let mut server = ServerMachine::<64, 64>::new();
+    let mut service = example::Dispatcher(Counted::default());
+    assert_eq!(answer(&mut server, &vector("hello"), &mut service), hex(&vector("welcome")));
+    assert_eq!(answer(&mut server, &vector("add_request"), &mut service), hex(&vector("add_reply")));
+    // Too late: the call ran, and cancelling rolls nothing back.
+    let mut buf = [0u8; 16];
+    let cancel = encode_cancel(0, &mut buf).unwrap().to_vec();
+    assert_eq!(answer(&mut server, &cancel, &mut service), hex(&vector("add_reply")));
+    assert_eq!(service.0.runs, 1);
+}
+
+#[cfg(feature = "cancel")]
+#[test]
+fn a_client_cancels_a_sent_call_with_the_cancel_vector() {
+    let mut client = ClientMachine::<64, 64>::with_identity(0, 4);
+    let send = |client: &mut ClientMachine<64, 64>| {
+        let out = client.outgoing().to_vec();
+        client.wrote(out.len());
+        hex(&out)
+    };
+    let seq = client.start(example::methods::add, &(2i32, 3i32), Instant::ZERO, Instant::from_millis(1000)).unwrap();
+    assert_eq!(seq, 5);
+    send(&mut client); // the Hello, sequence 4
+    let mut buf = [0u8; 16];
+    let welcome = encode_welcome(4, 0, false, 1, &mut buf).unwrap().to_vec();
+    assert_eq!(client.receive(&welcome, Instant::ZERO).1, None);
+    send(&mut client); // the request, sequence 5
+    assert!(client.cancel(5, Instant::ZERO));
+    assert_eq!(send(&mut client), hex(&vector("cancel")));
+    let (_, outcome) = client.receive(&vector("cancelled_status"), Instant::ZERO);
+    let error = outcome.and_then(Incoming::done).unwrap().unwrap_err();
+    assert_eq!(error, wirecall::Error::Status(Status::Cancelled));
+    assert!(!error.may_have_executed());
+}
+
+#[cfg(feature = "events")]
+#[test]
+fn a_one_way_request_is_never_answered_and_takes_its_number() {
+    let mut server = ServerMachine::<64, 64>::new();
+    let mut service = example::Dispatcher(Counted::default());
+    // Outside a session it is dropped, unanswered.
+    assert_eq!(answer(&mut server, &vector("oneway_request"), &mut service), "");
+    assert_eq!(answer(&mut server, &vector("hello"), &mut service), hex(&vector("welcome")));
+    // Method 3 does not exist: refused, and still unanswered.
+    assert_eq!(answer(&mut server, &vector("oneway_request"), &mut service), "");
+    // Its number is taken: a request under it does not run.
+    let mut buf = [0u8; 32];
+    let add = encode_request(6, 2, &(2i32, 3i32), &mut buf).unwrap().to_vec();
+    assert_eq!(
+        answer(&mut server, &add, &mut service),
+        hex(encode_status(6, Status::Aborted, &mut [0u8; 16]).unwrap())
+    );
+    assert_eq!(service.0.runs, 0);
+}
+
+#[cfg(feature = "events")]
+#[test]
+fn a_client_sends_the_one_way_vector_once_a_session_is_open() {
+    let mut client = ClientMachine::<64, 64>::with_identity(0, 5);
+    let seq =
+        client.start_oneway(wirecall::Method::new(3), &(true,), Instant::ZERO, Instant::from_millis(1000)).unwrap();
+    assert_eq!(seq, 6);
+    let hello = client.outgoing().to_vec();
+    client.wrote(hello.len());
+    let mut buf = [0u8; 16];
+    let welcome = encode_welcome(5, 0, false, 1, &mut buf).unwrap().to_vec();
+    assert_eq!(client.receive(&welcome, Instant::ZERO).1, None);
+    let out = client.outgoing().to_vec();
+    assert_eq!(hex(&out), hex(&vector("oneway_request")));
+    client.wrote(out.len());
+    assert!(!client.is_in_flight(6), "a one-way call ends once sent");
+}
+
+#[cfg(feature = "events")]
+#[test]
+fn a_server_emits_the_event_vector_and_a_client_delivers_it() {
+    let mut server = ServerMachine::<64, 64>::new();
+    server.emit(wirecall::Topic::<u16>::new(1), &1234).unwrap();
+    assert_eq!(hex(server.outgoing()), hex(&vector("event")), "the first event is number 0, session or not");
+    let mut client = ClientMachine::<64, 64>::new();
+    let (used, delivered) = client.receive(&vector("event"), Instant::ZERO);
+    assert_eq!(used, vector("event").len());
+    assert_eq!(delivered, Some(Incoming::Event { seq: 0, topic: 1, payload: &[0xd2, 0x09] }));
+}
+
+#[cfg(feature = "streams")]
+#[test]
+fn a_client_plays_the_stream_vectors() {
+    let mut client = ClientMachine::<64, 64>::with_identity(0, 4);
+    let send = |client: &mut ClientMachine<64, 64>| {
+        let out = client.outgoing().to_vec();
+        client.wrote(out.len());
+        hex(&out)
+    };
+    let method = wirecall::Method::new(4);
+    let seq = client.start_stream(method, &(), 4, Instant::ZERO, Instant::from_millis(1000)).unwrap();
+    assert_eq!(seq, 5);
+    send(&mut client); // the Hello, sequence 4
+    let mut buf = [0u8; 16];
+    let welcome = encode_welcome(4, 0, false, 1, &mut buf).unwrap().to_vec();
+    assert_eq!(client.receive(&welcome, Instant::ZERO).1, None);
+    assert_eq!(send(&mut client), hex(encode_request(5, 4, &(), &mut buf).unwrap()));
+    // The credit follows the request.
+    assert_eq!(send(&mut client), hex(&vector("credit")));
+    let (_, delivered) = client.receive(&vector("item"), Instant::ZERO);
+    assert_eq!(delivered, Some(Incoming::Item { seq: 5, index: 0, value: &[0x2a] }));
+    // The End counts 3 items sent; one arrived.
+    let (_, delivered) = client.receive(&vector("end"), Instant::ZERO);
+    let Some(Incoming::End { seq: 5, end }) = delivered else { panic!("an End: {delivered:?}") };
+    assert_eq!((end.sent, end.received, end.status, end.is_complete()), (3, 1, None, false));
+    assert!(!client.is_in_flight(5));
+}
+
+#[cfg(not(feature = "cancel"))]
+#[test]
+fn without_feature_cancel_a_cancel_is_a_reserved_kind() {
+    let (decoded, _) = decode(&vector("cancel"));
+    assert_eq!(Frame::parse(&decoded), Err(wirecall::wire::ParseError::Kind(7)));
 }
 
 #[test]

@@ -174,8 +174,10 @@ enum Shape {
         next: u32,
         /// Items actually received.
         received: u32,
-        /// The limit last granted to the server.
+        /// The limit to grant the server.
         limit: u32,
+        /// The limit last sent in a Credit.
+        granted: u32,
         /// Credit kept ahead of what was received.
         credits: u32,
         /// A Credit frame is due.
@@ -474,9 +476,20 @@ impl<const RX: usize, const TX: usize, const W: usize> ClientMachine<RX, TX, W> 
         self.session.map_or(W, |s| W.min(usize::from(s.window.max(1))))
     }
 
-    /// Whether no further call can start until one ends.
+    /// Whether no further call can start until one ends: `window` calls are in
+    /// flight, or the next number would be `window` or more after the oldest
+    /// call in flight (the server caches the answers of its newest `window`
+    /// numbers, so an older call's answer could be gone before it arrives).
     pub fn is_busy(&self) -> bool {
-        self.in_flight() >= self.window()
+        let window = self.window();
+        let spread = self
+            .slots
+            .iter()
+            .filter_map(|s| s.call)
+            .map(|c| usize::from(self.next_seq.wrapping_sub(c.seq)))
+            .max()
+            .unwrap_or(0);
+        self.in_flight() >= window || spread >= window
     }
 
     /// Whether the call `seq` is in flight.
@@ -587,7 +600,7 @@ impl<const RX: usize, const TX: usize, const W: usize> ClientMachine<RX, TX, W> 
             Send::OneWay => Shape::OneWay,
             #[cfg(feature = "streams")]
             Send::Stream { credits } => {
-                Shape::Stream { next: 0, received: 0, limit: credits, credits, credit_due: true }
+                Shape::Stream { next: 0, received: 0, limit: credits, granted: 0, credits, credit_due: true }
             }
         };
         slot.call = Some(Call {
@@ -754,11 +767,12 @@ impl<const RX: usize, const TX: usize, const W: usize> ClientMachine<RX, TX, W> 
                 return;
             }
             #[cfg(feature = "streams")]
-            if let Shape::Stream { limit, credit_due: due @ true, .. } = &mut call.shape {
+            if let Shape::Stream { limit, granted, credit_due: due @ true, .. } = &mut call.shape {
                 if call.cancelled || call.phase == Phase::Queued {
                     continue;
                 }
                 *due = false;
+                *granted = *limit;
                 let body = self.control.get_mut(1..).unwrap_or(&mut []);
                 self.control_len = 1 + crate::wire::encode_credit(call.seq, *limit, body).map_or(0, <[u8]>::len);
                 self.needs_preamble = false;
@@ -1081,13 +1095,17 @@ impl<const RX: usize, const TX: usize, const W: usize> ClientMachine<RX, TX, W> 
             #[cfg(feature = "streams")]
             Frame::Item { index, .. } => {
                 let call = _call;
-                let Shape::Stream { next, received, limit, credits, .. } = call.shape else {
+                let Shape::Stream { next, received, limit, granted, credits, credit_due } = call.shape else {
                     count!(self.stats.late_replies);
                     return None;
                 };
-                if oversized || index < next {
-                    // A repeat, or an item too long to deliver: lost (counted by the End).
-                    count!(self.stats.link.dropped_too_long);
+                if oversized {
+                    // Too long to deliver: lost (the End's count shows it).
+                    return None;
+                }
+                if index < next {
+                    // A repeat of an item already delivered.
+                    count!(self.stats.late_replies);
                     return None;
                 }
                 count!(self.stats.items);
@@ -1099,22 +1117,24 @@ impl<const RX: usize, const TX: usize, const W: usize> ClientMachine<RX, TX, W> 
                     if !c.cancelled {
                         c.phase = Phase::Waiting { until };
                     }
+                    let limit = limit.max(new_limit);
                     c.shape = Shape::Stream {
                         next: index.saturating_add(1),
                         received: received.saturating_add(1),
-                        limit: limit.max(new_limit),
+                        limit,
+                        granted,
                         credits,
-                        // Batches credit: one Credit frame per half window.
-                        credit_due: new_limit.saturating_sub(limit) >= credits.div_ceil(2),
+                        // Batches credit: a Credit frame once half the window is used.
+                        credit_due: credit_due || limit.saturating_sub(granted) >= credits.div_ceil(2),
                     };
                 }
                 Some(Deliver::Item { seq, index })
             }
             #[cfg(feature = "streams")]
             Frame::End { status, items, .. } => {
-                let received = match _call.shape {
-                    Shape::Stream { received, .. } => received,
-                    _ => 0,
+                let Shape::Stream { received, .. } = _call.shape else {
+                    count!(self.stats.late_replies);
+                    return None;
                 };
                 if status == Some(Status::Cancelled) {
                     count!(self.stats.cancelled);

@@ -604,6 +604,8 @@ impl<const RX: usize, const TX: usize, const W: usize> ServerMachine<RX, TX, W> 
             self.event_len = 0;
         }
         self.out = Out::Idle;
+        // An event waiting behind the discarded answer goes next.
+        self.next_out();
     }
 
     /// Forgets the session and its cached answers, as a restart would.
@@ -687,6 +689,10 @@ impl<const RX: usize, const TX: usize, const W: usize> ServerMachine<RX, TX, W> 
 
     /// Where a sequence number stands in this session.
     fn seen(&self, seq: u16) -> Seen {
+        // A number after the newest is new, whatever an old slot (numbers wrap) holds.
+        if self.session.newest.is_none_or(|newest| seq_after(seq, newest)) {
+            return Seen::New;
+        }
         if let Some(i) = self.slots.iter().position(|s| s.seq == Some(seq)) {
             return Seen::Cached(i as u8);
         }
@@ -839,6 +845,14 @@ impl<const RX: usize, const TX: usize, const W: usize> ServerMachine<RX, TX, W> 
                             ),
                             Ok(()) => service.dispatch(method, args, responder),
                         };
+                        // A stream keeps its arguments at the end of its slot, beside each item.
+                        #[cfg(feature = "streams")]
+                        let dispatched = match dispatched {
+                            Ok(Replied { stream: true, .. }) if args.len().saturating_add(MIN_TX) > TX => {
+                                Err(Refused::TooLarge)
+                            }
+                            other => other,
+                        };
                         service.answered(method, dispatched.as_ref().map(|_| ()).map_err(|r| *r));
                         let Some(i) = slot else {
                             // One-way: nothing is answered, whatever happened.
@@ -857,34 +871,30 @@ impl<const RX: usize, const TX: usize, const W: usize> ServerMachine<RX, TX, W> 
                                 // No handler ran yet: the dispatcher only checked the arguments.
                                 // They are kept at the end of the slot, for every item; the
                                 // items are encoded before them.
-                                let fits = args.len().saturating_add(MIN_TX) <= TX;
-                                match self.slots.get_mut(i) {
-                                    Some(s) if fits => {
-                                        let at = TX - args.len();
-                                        if let Some(tail) = s.buf.get_mut(at..) {
+                                if let Some(s) = self.slots.get_mut(i) {
+                                    // Checked above: they fit with room for an item.
+                                    let at = TX.saturating_sub(args.len());
+                                    if let Some(tail) = s.buf.get_mut(at..) {
+                                        if tail.len() == args.len() {
                                             tail.copy_from_slice(args);
                                         }
-                                        // Until it ends, the stream holds the slot; its End will be
-                                        // the cached answer.
-                                        s.seq = Some(seq);
-                                        s.len = 0;
-                                        count!(self.stats.dispatched);
-                                        wc_debug!("seq={} method={} stream started", seq, method);
-                                        self.stream = Stream {
-                                            active: true,
-                                            seq,
-                                            method,
-                                            slot: i as u8,
-                                            next: 0,
-                                            limit: 0,
-                                            args_len: args.len() as u16,
-                                        };
                                     }
-                                    _ => {
-                                        count!(self.stats.refused);
-                                        self.cache_status(i, seq, Status::ResourceExhausted);
-                                    }
+                                    // Until it ends, the stream holds the slot; its End will be
+                                    // the cached answer.
+                                    s.seq = Some(seq);
+                                    s.len = 0;
                                 }
+                                count!(self.stats.dispatched);
+                                wc_debug!("seq={} method={} stream started", seq, method);
+                                self.stream = Stream {
+                                    active: true,
+                                    seq,
+                                    method,
+                                    slot: i as u8,
+                                    next: 0,
+                                    limit: 0,
+                                    args_len: args.len() as u16,
+                                };
                             }
                             Ok(replied) => {
                                 count!(self.stats.dispatched);
@@ -958,7 +968,7 @@ impl<const RX: usize, const TX: usize, const W: usize> ServerMachine<RX, TX, W> 
             return;
         }
         let Some(s) = self.slots.get_mut(usize::from(slot)) else { return };
-        let (buf, args) = s.buf.split_at_mut(TX - usize::from(args_len));
+        let Some((buf, args)) = s.buf.split_at_mut_checked(TX.saturating_sub(usize::from(args_len))) else { return };
         let responder = Responder {
             seq,
             #[cfg(feature = "deadlines")]

@@ -10,6 +10,10 @@ Rust crate against the same bytes. Run it to print the vectors:
 
 VERSION = 1
 KIND_REQUEST, KIND_REPLY, KIND_STATUS, KIND_HELLO, KIND_WELCOME, KIND_TIMED_REQUEST = 1, 2, 3, 4, 5, 6
+KIND_CANCEL, KIND_CREDIT, KIND_ITEM, KIND_END, KIND_ONEWAY_REQUEST, KIND_EVENT = 7, 8, 9, 10, 11, 12
+
+# Status codes used below (PROTOCOL.md §5).
+OK, CANCELLED = 0, 1  # 0 only in an End frame: the handler ended the stream
 
 
 def crc_reflected(data: bytes, width: int, reflected_poly: int) -> int:
@@ -111,6 +115,34 @@ def welcome(seq: int, boot_id: int, resumed: bool, window: int) -> bytes:
     return frame(KIND_WELCOME, seq, boot_id.to_bytes(4, "little") + bytes([1 if resumed else 0, window]))
 
 
+def cancel(seq: int) -> bytes:
+    return frame(KIND_CANCEL, seq, b"")
+
+
+def credit(seq: int, limit: int) -> bytes:
+    return frame(KIND_CREDIT, seq, varint(limit))
+
+
+def item(seq: int, index: int, value: bytes) -> bytes:
+    return frame(KIND_ITEM, seq, varint(index) + value)
+
+
+def end(seq: int, code: int, items: int) -> bytes:
+    return frame(KIND_END, seq, bytes([code]) + varint(items))
+
+
+def oneway_request(seq: int, method: int, args: bytes) -> bytes:
+    return frame(KIND_ONEWAY_REQUEST, seq, varint(method) + args)
+
+
+def event(seq: int, topic: int, payload: bytes) -> bytes:
+    return frame(KIND_EVENT, seq, varint(topic) + payload)
+
+
+def boolean(b: bool) -> bytes:
+    return bytes([1 if b else 0])
+
+
 def crc64_xz(data: bytes) -> int:
     """CRC-64/XZ: poly 0x42F0E1EBA9EA3693 (0xC96C5795D7870F42 reflected), init and xorout all ones."""
     return crc_reflected(data, 64, 0xC96C5795D7870F42)
@@ -183,6 +215,14 @@ VECTORS = [
     ("describe_request", request(0, 0xFF01, varint(0) + varint(255))),
     ("describe_reply", reply(0, varint(EXAMPLE_FINGERPRINT) + varint(len(EXAMPLE_DOC)) + varint(len(EXAMPLE_DOC))
                          + EXAMPLE_DOC)),
+    ("cancel", cancel(5)),
+    ("cancelled_status", status(5, CANCELLED)),
+    ("credit", credit(5, 4)),
+    ("item", item(5, 0, zigzag_i32(21))),
+    ("end", end(5, OK, 3)),
+    ("end_cancelled", end(5, CANCELLED, 2)),
+    ("oneway_request", oneway_request(6, 3, boolean(True))),
+    ("event", event(0, 1, varint(1234))),
 ]
 
 if __name__ == "__main__":
