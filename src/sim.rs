@@ -253,9 +253,11 @@ impl Pipe {
 }
 
 /// A client-side [`Link`] to a simulated server, with faults (see the module docs).
-pub struct SimLink<'c, S, const RX: usize = 256, const TX: usize = 256> {
+/// The server has `RX` and `TX` bytes of buffer and a window of `W` answers
+/// (see [`ServerMachine`]; more than 1 needs feature `pipelining`).
+pub struct SimLink<'c, S, const RX: usize = 256, const TX: usize = 256, const W: usize = 1> {
     clock: &'c SimClock,
-    server: ServerMachine<RX, TX>,
+    server: ServerMachine<RX, TX, W>,
     service: S,
     up: FaultInjector,
     down: FaultInjector,
@@ -271,7 +273,7 @@ pub struct SimLink<'c, S, const RX: usize = 256, const TX: usize = 256> {
 /// How long a read or write on a link that is down takes to fail.
 const DOWN_OP: Duration = Duration::from_millis(5);
 
-impl<'c, S: Dispatch, const RX: usize, const TX: usize> SimLink<'c, S, RX, TX> {
+impl<'c, S: Dispatch, const RX: usize, const TX: usize, const W: usize> SimLink<'c, S, RX, TX, W> {
     /// A link to a server running `service`, with `faults` drawn from `seed`.
     pub fn new(clock: &'c SimClock, service: S, faults: Faults, seed: u64) -> Self {
         let mut seeds = fastrand::Rng::with_seed(seed);
@@ -330,6 +332,15 @@ impl<'c, S: Dispatch, const RX: usize, const TX: usize> SimLink<'c, S, RX, TX> {
         self.server = ServerMachine::with_boot_id(self.boots);
         self.to_server.bytes.clear();
         self.stats.restarts += 1;
+    }
+
+    /// Takes the link down now for `time`, as a cut does: the bytes in flight
+    /// either way are lost, and reads and writes fail until it comes back.
+    pub fn cut_for(&mut self, time: Duration) {
+        self.down_until = Some(self.clock.now() + time);
+        self.to_server.bytes.clear();
+        self.to_client.bytes.clear();
+        self.stats.cuts += 1;
     }
 
     fn is_down(&mut self) -> bool {
@@ -398,11 +409,11 @@ impl<'c, S: Dispatch, const RX: usize, const TX: usize> SimLink<'c, S, RX, TX> {
     }
 }
 
-impl<S, const RX: usize, const TX: usize> ErrorType for SimLink<'_, S, RX, TX> {
+impl<S, const RX: usize, const TX: usize, const W: usize> ErrorType for SimLink<'_, S, RX, TX, W> {
     type Error = std::io::Error;
 }
 
-impl<S: Dispatch, const RX: usize, const TX: usize> Write for SimLink<'_, S, RX, TX> {
+impl<S: Dispatch, const RX: usize, const TX: usize, const W: usize> Write for SimLink<'_, S, RX, TX, W> {
     fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
         if self.is_down() {
             return Err(self.fail());
@@ -418,10 +429,7 @@ impl<S: Dispatch, const RX: usize, const TX: usize> Write for SimLink<'_, S, RX,
             if self.chance(self.faults.cut) {
                 let lo_hi = self.faults.cut_time;
                 let time = self.up.within(lo_hi);
-                self.down_until = Some(now + time);
-                self.to_server.bytes.clear();
-                self.to_client.bytes.clear();
-                self.stats.cuts += 1;
+                self.cut_for(time);
                 break;
             }
         }
@@ -433,14 +441,14 @@ impl<S: Dispatch, const RX: usize, const TX: usize> Write for SimLink<'_, S, RX,
     }
 }
 
-impl<S: Dispatch, const RX: usize, const TX: usize> Read for SimLink<'_, S, RX, TX> {
+impl<S: Dispatch, const RX: usize, const TX: usize, const W: usize> Read for SimLink<'_, S, RX, TX, W> {
     /// Waits up to an hour of simulated time, then fails with `TimedOut`.
     fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
         self.read_within(buf, Duration::from_secs(3600))?.ok_or_else(|| ErrorKind::TimedOut.into())
     }
 }
 
-impl<S: Dispatch, const RX: usize, const TX: usize> Link for SimLink<'_, S, RX, TX> {
+impl<S: Dispatch, const RX: usize, const TX: usize, const W: usize> Link for SimLink<'_, S, RX, TX, W> {
     /// Runs the simulation until bytes arrive for the client or `timeout` has
     /// passed on the [`SimClock`], moving the clock as it goes.
     fn read_within(&mut self, buf: &mut [u8], timeout: Duration) -> Result<Option<usize>, Self::Error> {

@@ -374,7 +374,12 @@ impl<L: Link, C: Clock, const RX: usize, const TX: usize, const W: usize> Client
     pub fn start<A: Serialize + ?Sized>(&mut self, method: Method, args: &A) -> Result<u16, Error> {
         let now = self.clock.now();
         let seq = self.machine.start(method, args, now, now + self.timeout)?;
-        self.send().map(|()| seq)
+        match self.send() {
+            Ok(()) => Ok(seq),
+            // The call ends here, with what the failure proves about it; the
+            // other calls in flight are reported by `next_completed`.
+            Err(error) => Err(self.machine.take_failed_call(seq).unwrap_or(error)),
+        }
     }
 
     /// Waits until a call started with [`start`](Self::start) ends and returns

@@ -22,7 +22,7 @@ use super::{PREAMBLE, Receiver};
 use crate::error::Error;
 use crate::stats::{LinkStats, count, count_link};
 use crate::time::{Instant, duration_micros};
-use crate::wire::{Decoded, Frame, HEADER_LEN, Status, encode_hello, encode_request};
+use crate::wire::{Decoded, Frame, HEADER_LEN, Status, encode_hello, encode_request, seq_after};
 
 /// A method as the client calls it: its id, and whether running it twice does
 /// no more than running it once.
@@ -200,12 +200,27 @@ struct Call {
     resuming: bool,
     /// The client cancelled it: what is sent is a Cancel, not the request.
     cancelled: bool,
-    /// The server lost the session it was sent in: it ends unknown at the next poll.
-    lost: bool,
+    /// How it ended, decided already (the link failed, the server lost the
+    /// session it was sent in): reported at the next poll, never sent again.
+    ended: Option<Error>,
     shape: Shape,
     /// For streams: how long the call may stay silent before it ends.
     #[cfg(feature = "streams")]
     idle: Duration,
+}
+
+impl Call {
+    /// Decides how the call ends; it is reported at the next poll and nothing
+    /// of it is sent again.
+    fn end(&mut self, error: Error, now: Instant) {
+        self.ended.get_or_insert(error);
+        self.due = false;
+        self.phase = Phase::Backoff { until: now };
+        #[cfg(feature = "streams")]
+        if let Shape::Stream { credit_due, .. } = &mut self.shape {
+            *credit_due = false;
+        }
+    }
 }
 
 /// One call in flight and its request frame (`tx[0]` is a preamble byte).
@@ -608,11 +623,12 @@ impl<const RX: usize, const TX: usize, const W: usize> ClientMachine<RX, TX, W> 
             deadline,
             attempts: 0,
             phase: Phase::Queued,
-            due: true,
+            // Made due when the window has room for it (`promote`).
+            due: false,
             frame_sent: false,
             resuming: false,
             cancelled: false,
-            lost: false,
+            ended: None,
             shape,
             #[cfg(feature = "streams")]
             idle: deadline.saturating_duration_since(now),
@@ -653,11 +669,12 @@ impl<const RX: usize, const TX: usize, const W: usize> ClientMachine<RX, TX, W> 
             deadline,
             attempts: 0,
             phase: Phase::Queued,
-            due: true,
+            // Made due when the window has room for it (`promote`).
+            due: false,
             frame_sent: true,
             resuming: true,
             cancelled: false,
-            lost: false,
+            ended: None,
             shape: Shape::Unary,
             #[cfg(feature = "streams")]
             idle: deadline.saturating_duration_since(now),
@@ -689,10 +706,17 @@ impl<const RX: usize, const TX: usize, const W: usize> ClientMachine<RX, TX, W> 
             call.cancelled = true;
             call.attempts = 0;
             if !call.frame_sent && !call.resuming {
-                // Nothing left: it ends at the next poll. A send in progress is
-                // not cut short (it would break the frame); none began.
-                call.due = false;
-                call.phase = Phase::Backoff { until: now };
+                // No byte of its frame left: it ends at the next poll, not executed,
+                // and its request, if it waits in `outgoing`, is withdrawn.
+                let seq = call.seq;
+                call.end(Error::Cancelled, now);
+                count!(self.stats.cancelled);
+                if let Out::Request { slot, .. } = self.out {
+                    if self.slots.get(usize::from(slot)).and_then(|s| s.call).is_some_and(|c| c.seq == seq) {
+                        // At most its preamble went: the stream is between frames.
+                        self.set_out(Out::Idle);
+                    }
+                }
             } else if call.phase != Phase::Queued {
                 call.due = true;
                 call.phase = Phase::Backoff { until: now };
@@ -739,6 +763,7 @@ impl<const RX: usize, const TX: usize, const W: usize> ClientMachine<RX, TX, W> 
         if self.session.is_none() {
             return;
         }
+        self.promote(now);
         let policy_timeout = duration_micros(self.policy.attempt_timeout);
         for i in 0..W {
             let Some(slot) = self.slots.get_mut(i) else { break };
@@ -830,9 +855,9 @@ impl<const RX: usize, const TX: usize, const W: usize> ClientMachine<RX, TX, W> 
 
     /// When [`poll`](Self::poll) next has something to do, if anything is in flight.
     pub fn poll_at(&self) -> Option<Instant> {
-        let calls = self.slots.iter().filter_map(|s| s.call).filter_map(|c| match c.phase {
-            Phase::Queued => None,
-            Phase::Waiting { until } | Phase::Backoff { until } => Some(until),
+        let calls = self.slots.iter().filter_map(|s| s.call).map(|c| match c.phase {
+            Phase::Queued => c.deadline,
+            Phase::Waiting { until } | Phase::Backoff { until } => until,
         });
         let handshake = self.handshake.map(|h| h.until);
         calls.chain(handshake).min()
@@ -848,6 +873,9 @@ impl<const RX: usize, const TX: usize, const W: usize> ClientMachine<RX, TX, W> 
     }
 
     fn poll_timers(&mut self, now: Instant) -> Option<(u16, Error)> {
+        if let Some(ended) = self.take_failed() {
+            return Some(ended);
+        }
         if let Some(h) = self.handshake {
             if now >= h.until {
                 // Calls whose time is up end; the Hello goes again if any is left.
@@ -872,13 +900,17 @@ impl<const RX: usize, const TX: usize, const W: usize> ClientMachine<RX, TX, W> 
         let attempts = self.policy.attempts.max(1);
         for i in 0..W {
             let Some(call) = self.slots.get(i).and_then(|s| s.call) else { continue };
+            if call.phase == Phase::Queued && self.handshake.is_none() && now >= call.deadline {
+                // Its time ran out while it waited for room in the window: never sent.
+                let error = if call.resuming { Error::Timeout } else { Error::NotSent };
+                return Some((call.seq, self.end_with_timeout(i, error)));
+            }
             let (Phase::Waiting { until } | Phase::Backoff { until }) = call.phase else { continue };
             if now < until {
                 continue;
             }
             let time_left = now < call.deadline;
             match call.phase {
-                _ if call.lost => return Some((call.seq, self.finish(i, Error::SessionLost))),
                 Phase::Waiting { .. } if time_left && call.attempts < attempts => {
                     let wait = self.policy.backoff_after(call.attempts);
                     self.set_phase(i, Phase::Backoff { until: now.plus_micros(wait).min(call.deadline) });
@@ -904,10 +936,6 @@ impl<const RX: usize, const TX: usize, const W: usize> ClientMachine<RX, TX, W> 
                         }
                     }
                     self.needs_preamble = true;
-                }
-                _ if call.cancelled && !call.frame_sent && !call.resuming => {
-                    count!(self.stats.cancelled);
-                    return Some((call.seq, self.finish(i, Error::Cancelled)));
                 }
                 _ => {
                     let error = if call.frame_sent { Error::Timeout } else { Error::NotSent };
@@ -962,27 +990,40 @@ impl<const RX: usize, const TX: usize, const W: usize> ClientMachine<RX, TX, W> 
     }
 
     /// Notes that the link failed or closed: the session must be confirmed
-    /// again, and every call in flight ends, one per [`take_failed`](Self::take_failed).
+    /// again, and every call in flight ends ([`Error::NotSent`] if no byte of
+    /// its request reached the link, [`Error::LinkLost`] otherwise), reported
+    /// one per [`take_failed`](Self::take_failed) or [`poll`](Self::poll). None
+    /// of them is sent again, whatever session comes next.
     pub fn fail_link(&mut self) {
         self.session = None;
         self.handshake = None;
         self.needs_preamble = true;
         self.rx.decoder.reset();
         self.set_out(Out::Idle);
+        let now = self.now;
+        for slot in &mut self.slots {
+            if let Some(call) = &mut slot.call {
+                count!(self.stats.link_failures);
+                call.end(if call.frame_sent { Error::LinkLost } else { Error::NotSent }, now);
+            }
+        }
+        wc_warn!("link failed");
     }
 
-    /// After [`fail_link`](Self::fail_link): ends the next call in flight on the
-    /// failed link, returning its number and how it ended.
+    /// Ends the next call whose end is decided (by [`fail_link`](Self::fail_link),
+    /// or a session the server lost), returning its number and how it ended.
     pub fn take_failed(&mut self) -> Option<(u16, Error)> {
-        if self.session.is_some() || self.handshake.is_some() {
-            return None;
-        }
-        let i = self.slots.iter().position(|s| s.call.is_some())?;
+        let i = self.slots.iter().position(|s| s.call.is_some_and(|c| c.ended.is_some()))?;
         let call = self.slots.get(i).and_then(|s| s.call)?;
-        count!(self.stats.link_failures);
-        wc_warn!("call ended by a link failure");
-        let error = if call.frame_sent { Error::LinkLost } else { Error::NotSent };
+        let error = call.ended?;
         Some((call.seq, self.finish(i, error)))
+    }
+
+    /// Ends the call `seq` now if its end is decided, returning how.
+    pub fn take_failed_call(&mut self, seq: u16) -> Option<Error> {
+        let i = self.slots.iter().position(|s| s.call.is_some_and(|c| c.seq == seq && c.ended.is_some()))?;
+        let error = self.slots.get(i).and_then(|s| s.call).and_then(|c| c.ended)?;
+        Some(self.finish(i, error))
     }
 
     /// Feeds received bytes. Stops at the first thing to deliver (a call's end,
@@ -1081,9 +1122,7 @@ impl<const RX: usize, const TX: usize, const W: usize> ClientMachine<RX, TX, W> 
                     count!(self.stats.sessions_lost);
                     for (j, slot) in self.slots.iter_mut().enumerate() {
                         if let Some(c) = slot.call.as_mut().filter(|c| j != i && c.phase != Phase::Queued) {
-                            c.lost = true;
-                            c.due = false;
-                            c.phase = Phase::Backoff { until: now };
+                            c.end(Error::SessionLost, now);
                         }
                     }
                 }
@@ -1169,24 +1208,49 @@ impl<const RX: usize, const TX: usize, const W: usize> ClientMachine<RX, TX, W> 
         let mut lost = None;
         for i in 0..W {
             let Some(call) = self.slots.get_mut(i).and_then(|s| s.call.as_mut()) else { continue };
-            if call.phase != Phase::Queued {
+            if call.ended.is_some() {
                 continue;
             }
-            if call.resuming && !resumed && lost.is_none() {
+            if !resumed && (call.resuming || call.phase != Phase::Queued) {
                 // The server no longer knows this call; it must not run it blindly.
-                lost = Some((i, call.seq));
-                continue;
+                if lost.is_none() {
+                    lost = Some((i, call.seq));
+                } else {
+                    call.end(Error::SessionLost, now);
+                }
             }
-            if call.cancelled && !call.frame_sent {
-                call.phase = Phase::Backoff { until: now };
-                call.due = false;
-                continue;
+        }
+        // The queued calls go out as the window allows (`release`).
+        let (i, seq) = lost?;
+        Some(Deliver::Done { seq, error: Some(self.finish(i, Error::SessionLost)) })
+    }
+
+    /// Makes queued calls due, oldest first, while the window allows: no more
+    /// than `window` in flight, none `window` or more numbers after the oldest.
+    fn promote(&mut self, now: Instant) {
+        let window = self.window();
+        loop {
+            let active = self.slots.iter().filter_map(|s| s.call).filter(|c| c.phase != Phase::Queued);
+            let (count, oldest) = active.fold((0usize, None::<u16>), |(n, old), c| {
+                (n + 1, Some(old.map_or(c.seq, |o| if seq_after(o, c.seq) { c.seq } else { o })))
+            });
+            if count >= window {
+                return;
+            }
+            let next = self.next_seq;
+            let queued = self
+                .slots
+                .iter_mut()
+                .filter_map(|s| s.call.as_mut())
+                .filter(|c| c.phase == Phase::Queued && c.ended.is_none())
+                .min_by_key(|c| c.seq.wrapping_sub(next));
+            let Some(call) = queued else { return };
+            if oldest.is_some_and(|o| usize::from(call.seq.wrapping_sub(o)) >= window) {
+                return;
             }
             call.phase = Phase::Waiting { until: now };
             call.due = true;
         }
-        let (i, seq) = lost?;
-        Some(Deliver::Done { seq, error: Some(self.finish(i, Error::SessionLost)) })
     }
 
     /// Counts a retry the driver made as a new call.

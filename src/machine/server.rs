@@ -348,8 +348,8 @@ pub const REPLY_CACHE_WINDOW: u8 = 1;
 enum Out {
     /// Nothing to send.
     Idle,
-    /// The answer in cache slot `slot`, from byte `sent` on.
-    Cache { slot: u8, sent: u16 },
+    /// The answer in cache slot `out_slot`, from byte `sent` on.
+    Cache { sent: u16 },
     /// An uncached answer, written into the idle receive buffer, from byte `sent` on.
     Small { sent: u16 },
     /// The pending event, from byte `sent` on.
@@ -381,45 +381,46 @@ impl Session {
         done: 0,
     };
 
-    /// Whether `seq` is a call this session has not seen: after the newest, or
-    /// (with feature `pipelining`) one of the 32 before it that never arrived.
-    fn is_new(&self, seq: u16) -> bool {
-        let Some(newest) = self.newest else { return true };
-        if seq_after(seq, newest) {
-            return true;
-        }
+    /// Whether `seq`, not after the newest, is one of the 32 before it that never
+    /// arrived (feature `pipelining`): a call this session has not seen.
+    fn is_late_new(&self, seq: u16) -> bool {
         #[cfg(feature = "pipelining")]
-        {
+        if let Some(newest) = self.newest {
             let age = newest.wrapping_sub(seq);
-            if age < 32 {
-                return self.done & (1 << age) == 0;
-            }
+            return age < 32 && self.done & (1 << age) == 0;
         }
+        let _ = seq;
         false
     }
 
     /// Records that `seq`, a new call, is answered.
     fn mark(&mut self, seq: u16) {
+        // Without late calls, a new number is always after the newest.
+        #[cfg(not(feature = "pipelining"))]
+        {
+            self.newest = Some(seq);
+        }
+        #[cfg(feature = "pipelining")]
         match self.newest {
             Some(newest) if !seq_after(seq, newest) => {
-                #[cfg(feature = "pipelining")]
-                {
-                    let age = newest.wrapping_sub(seq);
-                    if age < 32 {
-                        self.done |= 1 << age;
-                    }
+                let age = newest.wrapping_sub(seq);
+                if age < 32 {
+                    self.done |= 1 << age;
                 }
             }
-            _newest => {
-                #[cfg(feature = "pipelining")]
-                {
-                    let shift = _newest.map_or(32, |n| u32::from(seq.wrapping_sub(n)));
-                    self.done = self.done.checked_shl(shift).unwrap_or(0) | 1;
-                }
+            newest => {
+                let shift = newest.map_or(32, |n| u32::from(seq.wrapping_sub(n)));
+                self.done = self.done.checked_shl(shift).unwrap_or(0) | 1;
                 self.newest = Some(seq);
             }
         }
     }
+}
+
+/// Slot `i` of a cache of `W`: with one slot, always 0, which the compiler
+/// then knows is in bounds (firmware with `W = 1` carries no index checks).
+const fn at<const W: usize>(i: usize) -> usize {
+    if W == 1 { 0 } else { i }
 }
 
 /// One entry of the reply cache: an answer and the sequence number it answers.
@@ -461,6 +462,8 @@ pub struct ServerMachine<const RX: usize, const TX: usize, const W: usize = 1> {
     /// Length of an uncached answer in the receive buffer.
     small_len: u16,
     out: Out,
+    /// The slot `Out::Cache` sends (always 0 with one slot).
+    out_slot: u8,
     session: Session,
     boot_id: u32,
     #[cfg(feature = "streams")]
@@ -520,6 +523,7 @@ impl<const RX: usize, const TX: usize, const W: usize> ServerMachine<RX, TX, W> 
             slots: [const { Slot::EMPTY }; W],
             small_len: 0,
             out: Out::Idle,
+            out_slot: 0,
             session: Session::NONE,
             boot_id,
             #[cfg(feature = "streams")]
@@ -557,7 +561,7 @@ impl<const RX: usize, const TX: usize, const W: usize> ServerMachine<RX, TX, W> 
     pub fn outgoing(&self) -> &[u8] {
         match self.out {
             Out::Idle => &[],
-            Out::Cache { slot, sent } => match self.slots.get(usize::from(slot)) {
+            Out::Cache { sent } => match self.slots.get(at::<W>(usize::from(self.out_slot))) {
                 Some(s) => s.buf.get(usize::from(sent)..usize::from(s.len)).unwrap_or(&[]),
                 None => &[],
             },
@@ -572,7 +576,7 @@ impl<const RX: usize, const TX: usize, const W: usize> ServerMachine<RX, TX, W> 
         let n = u16::try_from(n).unwrap_or(u16::MAX);
         let (sent, len) = match &mut self.out {
             Out::Idle => return,
-            Out::Cache { slot, sent } => (sent, self.slots.get(usize::from(*slot)).map_or(0, |s| s.len)),
+            Out::Cache { sent } => (sent, self.slots.get(at::<W>(usize::from(self.out_slot))).map_or(0, |s| s.len)),
             Out::Small { sent } => (sent, self.small_len),
             #[cfg(feature = "events")]
             Out::Event { sent } => (sent, self.event_len),
@@ -591,7 +595,7 @@ impl<const RX: usize, const TX: usize, const W: usize> ServerMachine<RX, TX, W> 
     /// With nothing being sent: starts sending a pending event.
     fn next_out(&mut self) {
         #[cfg(feature = "events")]
-        if self.out == Out::Idle && self.event_len > 0 {
+        if matches!(self.out, Out::Idle) && self.event_len > 0 {
             self.out = Out::Event { sent: 0 };
         }
     }
@@ -663,25 +667,25 @@ impl<const RX: usize, const TX: usize, const W: usize> ServerMachine<RX, TX, W> 
     /// Consumes nothing while an answer is unsent. With no answer to send, a
     /// stream in progress sends its next item (call it with no input for that).
     pub fn receive<S: Dispatch + ?Sized>(&mut self, input: &[u8], now: Instant, service: &mut S) -> usize {
-        if self.out != Out::Idle {
+        if !matches!(self.out, Out::Idle) {
             return 0;
         }
         if self.rx.arrive(input, now) {
             count!(self.stats.link.dropped_stale);
         }
         let mut consumed = 0;
-        while consumed < input.len() && self.out == Out::Idle {
+        while consumed < input.len() && matches!(self.out, Out::Idle) {
             let (used, event) = self.rx.decoder.feed(input.get(consumed..).unwrap_or(&[]));
             consumed += used;
             if let Some(event) = event {
                 self.handle(event, now, service);
-                if self.out != Out::Idle {
+                if !matches!(self.out, Out::Idle) {
                     count!(self.stats.link.frames_out);
                 }
             }
         }
         #[cfg(feature = "streams")]
-        if self.out == Out::Idle {
+        if matches!(self.out, Out::Idle) {
             self.stream_step(service);
         }
         consumed
@@ -696,12 +700,19 @@ impl<const RX: usize, const TX: usize, const W: usize> ServerMachine<RX, TX, W> 
         if let Some(i) = self.slots.iter().position(|s| s.seq == Some(seq)) {
             return Seen::Cached(i as u8);
         }
-        if self.session.is_new(seq) { Seen::New } else { Seen::Evicted }
+        if self.session.is_late_new(seq) { Seen::New } else { Seen::Evicted }
     }
 
     /// The slot for a new answer: an empty one, else the oldest answer's (never
     /// the slot of a stream in progress). `None` when every slot is taken by one.
     fn free_slot(&self) -> Option<usize> {
+        if W == 1 {
+            #[cfg(feature = "streams")]
+            if self.stream.active {
+                return None;
+            }
+            return Some(0);
+        }
         let newest = self.session.newest.unwrap_or(0);
         let mut best: Option<(usize, u16)> = None;
         for (i, slot) in self.slots.iter().enumerate() {
@@ -715,6 +726,14 @@ impl<const RX: usize, const TX: usize, const W: usize> ServerMachine<RX, TX, W> 
             }
         }
         best.map(|(i, _)| i)
+    }
+
+    /// Sends the answer in slot `i`.
+    fn send_slot(&mut self, i: usize) {
+        if W > 1 {
+            self.out_slot = i as u8;
+        }
+        self.out = Out::Cache { sent: 0 };
     }
 
     /// Answers `status` without caching it, in the idle receive buffer.
@@ -763,6 +782,8 @@ impl<const RX: usize, const TX: usize, const W: usize> ServerMachine<RX, TX, W> 
                 self.out = Out::Small { sent: 0 };
             }
             Frame::Request { seq, method, budget_ms, args, oneway } => {
+                // Known false without feature `events`, so firmware without it carries none of it.
+                let oneway = cfg!(feature = "events") && oneway;
                 if !self.session.open {
                     count!(self.stats.no_session);
                     if !oneway {
@@ -780,7 +801,7 @@ impl<const RX: usize, const TX: usize, const W: usize> ServerMachine<RX, TX, W> 
                         }
                         if !oneway {
                             wc_debug!("seq={} answered from the cache", seq);
-                            self.out = Out::Cache { slot, sent: 0 };
+                            self.send_slot(usize::from(slot));
                         }
                     }
                     Seen::Evicted => {
@@ -805,8 +826,12 @@ impl<const RX: usize, const TX: usize, const W: usize> ServerMachine<RX, TX, W> 
                         #[cfg(not(feature = "deadlines"))]
                         let _ = now;
                         let mut none: [u8; 0] = [];
-                        let buf = match slot.and_then(|i| self.slots.get_mut(i)) {
-                            Some(s) => &mut s.buf[..],
+                        let buf = match slot.and_then(|i| self.slots.get_mut(at::<W>(i))) {
+                            Some(s) => {
+                                // Whatever the answer, it is this number's.
+                                s.seq = Some(seq);
+                                &mut s.buf[..]
+                            }
                             // A one-way call's answer goes nowhere.
                             None => &mut none[..],
                         };
@@ -871,7 +896,7 @@ impl<const RX: usize, const TX: usize, const W: usize> ServerMachine<RX, TX, W> 
                                 // No handler ran yet: the dispatcher only checked the arguments.
                                 // They are kept at the end of the slot, for every item; the
                                 // items are encoded before them.
-                                if let Some(s) = self.slots.get_mut(i) {
+                                if let Some(s) = self.slots.get_mut(at::<W>(i)) {
                                     // Checked above: they fit with room for an item.
                                     let at = TX.saturating_sub(args.len());
                                     if let Some(tail) = s.buf.get_mut(at..) {
@@ -899,11 +924,10 @@ impl<const RX: usize, const TX: usize, const W: usize> ServerMachine<RX, TX, W> 
                             Ok(replied) => {
                                 count!(self.stats.dispatched);
                                 wc_debug!("seq={} method={} answered", seq, method);
-                                if let Some(s) = self.slots.get_mut(i) {
-                                    s.seq = Some(seq);
+                                if let Some(s) = self.slots.get_mut(at::<W>(i)) {
                                     s.len = replied.len;
                                 }
-                                self.out = Out::Cache { slot: i as u8, sent: 0 };
+                                self.send_slot(i);
                             }
                             Err(refused) => {
                                 count!(self.stats.refused);
@@ -914,6 +938,7 @@ impl<const RX: usize, const TX: usize, const W: usize> ServerMachine<RX, TX, W> 
                     }
                 }
             }
+            #[cfg(feature = "cancel")]
             Frame::Cancel { seq } => {
                 if !self.session.open {
                     count!(self.stats.no_session);
@@ -925,14 +950,19 @@ impl<const RX: usize, const TX: usize, const W: usize> ServerMachine<RX, TX, W> 
                     return self.end_stream(Some(Status::Cancelled));
                 }
                 match self.seen(seq) {
-                    Seen::Cached(slot) => self.out = Out::Cache { slot, sent: 0 },
+                    Seen::Cached(slot) => self.send_slot(usize::from(slot)),
                     Seen::Evicted => self.small(seq, Status::Aborted),
                     Seen::New => {
                         // It never arrived: it never will run. The refusal is final.
                         count!(self.stats.cancelled);
                         self.session.mark(seq);
                         match self.free_slot() {
-                            Some(i) => self.cache_status(i, seq, Status::Cancelled),
+                            Some(i) => {
+                                if let Some(slot) = self.slots.get_mut(at::<W>(i)) {
+                                    slot.seq = Some(seq);
+                                }
+                                self.cache_status(i, seq, Status::Cancelled);
+                            }
                             None => self.small(seq, Status::Cancelled),
                         }
                     }
@@ -944,7 +974,7 @@ impl<const RX: usize, const TX: usize, const W: usize> ServerMachine<RX, TX, W> 
                     self.stream.limit = self.stream.limit.max(limit);
                 } else if let (true, Seen::Cached(slot)) = (self.session.open, self.seen(seq)) {
                     // The stream ended and its End may be lost: send it again.
-                    self.out = Out::Cache { slot, sent: 0 };
+                    self.send_slot(usize::from(slot));
                 }
             }
             _ => count!(self.stats.link.dropped_kind),
@@ -952,11 +982,11 @@ impl<const RX: usize, const TX: usize, const W: usize> ServerMachine<RX, TX, W> 
     }
 
     /// Caches `status` as the answer to `seq` in slot `i` and sends it.
+    /// (The slot already belongs to `seq`.)
     fn cache_status(&mut self, i: usize, seq: u16, status: Status) {
-        if let Some(slot) = self.slots.get_mut(i) {
-            slot.seq = Some(seq);
+        if let Some(slot) = self.slots.get_mut(at::<W>(i)) {
             slot.len = frame_len(encode_status(seq, status, &mut slot.buf));
-            self.out = Out::Cache { slot: i as u8, sent: 0 };
+            self.send_slot(i);
         }
     }
 
@@ -967,7 +997,7 @@ impl<const RX: usize, const TX: usize, const W: usize> ServerMachine<RX, TX, W> 
         if next >= limit {
             return;
         }
-        let Some(s) = self.slots.get_mut(usize::from(slot)) else { return };
+        let Some(s) = self.slots.get_mut(at::<W>(usize::from(slot))) else { return };
         let Some((buf, args)) = s.buf.split_at_mut_checked(TX.saturating_sub(usize::from(args_len))) else { return };
         let responder = Responder {
             seq,
@@ -982,7 +1012,7 @@ impl<const RX: usize, const TX: usize, const W: usize> ServerMachine<RX, TX, W> 
                 s.len = len;
                 self.stream.next = next.wrapping_add(1);
                 count!(self.stats.items);
-                self.out = Out::Cache { slot, sent: 0 };
+                self.send_slot(usize::from(slot));
                 count!(self.stats.link.frames_out);
             }
             // The item did not fit the transmit buffer: it is lost, the stream ends.
@@ -996,9 +1026,9 @@ impl<const RX: usize, const TX: usize, const W: usize> ServerMachine<RX, TX, W> 
     fn end_stream(&mut self, status: Option<Status>) {
         let Stream { seq, slot, next, .. } = self.stream;
         self.stream.active = false;
-        if let Some(s) = self.slots.get_mut(usize::from(slot)) {
+        if let Some(s) = self.slots.get_mut(at::<W>(usize::from(slot))) {
             s.len = frame_len(crate::wire::encode_end(seq, status, next, &mut s.buf));
-            self.out = Out::Cache { slot, sent: 0 };
+            self.send_slot(usize::from(slot));
         }
     }
 }

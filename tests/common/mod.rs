@@ -194,3 +194,248 @@ pub fn accept_session<L: Read + Write>(link: &mut L) {
     let welcome = wirecall::wire::encode_welcome(seq, 1, false, 1, &mut buf).unwrap();
     link.write_all(welcome).unwrap();
 }
+
+/// Driving the protocol machines directly: bytes in, bytes out, a fixed time,
+/// every frame visible, so a test can drop, reorder or repeat any of them.
+pub mod machines {
+    use std::vec::Vec;
+
+    use wirecall::machine::{ClientMachine, Dispatch, Incoming, ServerMachine};
+    use wirecall::wire::{Decoded, Frame, FrameDecoder, Status};
+    use wirecall::{Error, Instant, StreamEnd};
+
+    /// A frame as a test looks at it: kind, number and the fields that matter.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum F {
+        Request { seq: u16, method: u16, oneway: bool },
+        Cancel { seq: u16 },
+        Credit { seq: u16, limit: u32 },
+        Item { seq: u16, index: u32 },
+        End { seq: u16, status: Option<Status>, items: u32 },
+        Event { seq: u16, topic: u16 },
+        Reply { seq: u16, value: Vec<u8> },
+        Status { seq: u16, status: Status },
+        Hello { seq: u16, fresh: bool },
+        Welcome { seq: u16, resumed: bool, window: u8 },
+    }
+
+    impl F {
+        /// The frame's sequence number.
+        pub fn seq(&self) -> u16 {
+            match *self {
+                F::Request { seq, .. }
+                | F::Cancel { seq }
+                | F::Credit { seq, .. }
+                | F::Item { seq, .. }
+                | F::End { seq, .. }
+                | F::Event { seq, .. }
+                | F::Reply { seq, .. }
+                | F::Status { seq, .. }
+                | F::Hello { seq, .. }
+                | F::Welcome { seq, .. } => seq,
+            }
+        }
+    }
+
+    fn summarize(frame: Frame<'_>) -> F {
+        match frame {
+            Frame::Request { seq, method, oneway, .. } => F::Request { seq, method, oneway },
+            Frame::Cancel { seq } => F::Cancel { seq },
+            Frame::Credit { seq, limit } => F::Credit { seq, limit },
+            Frame::Item { seq, index, .. } => F::Item { seq, index },
+            Frame::End { seq, status, items } => F::End { seq, status, items },
+            Frame::Event { seq, topic, .. } => F::Event { seq, topic },
+            Frame::Reply { seq, value } => F::Reply { seq, value: value.to_vec() },
+            Frame::Status { seq, status } => F::Status { seq, status },
+            Frame::Hello { seq, fresh, .. } => F::Hello { seq, fresh },
+            Frame::Welcome { seq, resumed, window, .. } => F::Welcome { seq, resumed, window },
+        }
+    }
+
+    /// Every whole, valid frame in `bytes` (encoded, as on the wire).
+    pub fn frames(bytes: &[u8]) -> Vec<F> {
+        let mut decoder = FrameDecoder::<512>::new();
+        let mut rest = bytes;
+        let mut out = Vec::new();
+        while !rest.is_empty() {
+            let (used, event) = decoder.feed(rest);
+            if event == Some(Decoded::Frame) {
+                if let Ok(frame) = Frame::parse(decoder.frame()) {
+                    out.push(summarize(frame));
+                }
+            }
+            rest = &rest[used..];
+        }
+        out
+    }
+
+    /// The one frame in `bytes`.
+    pub fn frame(bytes: &[u8]) -> F {
+        let mut all = frames(bytes);
+        assert_eq!(all.len(), 1, "expected one frame in {bytes:02x?}, got {all:?}");
+        all.remove(0)
+    }
+
+    /// What a client machine delivered, owned.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum Got {
+        Done { seq: u16, outcome: Result<Vec<u8>, Error> },
+        Item { seq: u16, index: u32, value: Vec<u8> },
+        End { seq: u16, end: StreamEnd },
+        Event { seq: u16, topic: u16, payload: Vec<u8> },
+    }
+
+    impl From<Incoming<'_>> for Got {
+        fn from(incoming: Incoming<'_>) -> Self {
+            match incoming {
+                Incoming::Done { seq, outcome } => Got::Done { seq, outcome: outcome.map(<[u8]>::to_vec) },
+                Incoming::Item { seq, index, value } => Got::Item { seq, index, value: value.to_vec() },
+                Incoming::End { seq, end } => Got::End { seq, end },
+                Incoming::Event { seq, topic, payload } => Got::Event { seq, topic, payload: payload.to_vec() },
+            }
+        }
+    }
+
+    /// Takes what a client machine has to send, one chunk per frame it hands
+    /// out (a frame, with a preamble byte before it if the machine added one).
+    pub fn client_out<const RX: usize, const TX: usize, const W: usize>(
+        m: &mut ClientMachine<RX, TX, W>,
+    ) -> Vec<Vec<u8>> {
+        let mut chunks = Vec::new();
+        loop {
+            let out = m.outgoing().to_vec();
+            if out.is_empty() {
+                return chunks;
+            }
+            m.wrote(out.len());
+            chunks.push(out);
+        }
+    }
+
+    /// Feeds `input` to a client machine at `now`; returns everything it delivered.
+    pub fn client_in<const RX: usize, const TX: usize, const W: usize>(
+        m: &mut ClientMachine<RX, TX, W>,
+        input: &[u8],
+        now: Instant,
+    ) -> Vec<Got> {
+        let mut got = Vec::new();
+        let mut rest = input;
+        while !rest.is_empty() {
+            let (used, incoming) = m.receive(rest, now);
+            if let Some(incoming) = incoming {
+                got.push(Got::from(incoming));
+            }
+            rest = &rest[used..];
+        }
+        got
+    }
+
+    /// Polls a client machine at `now` until it has nothing more to report;
+    /// returns the calls that ended.
+    pub fn client_poll<const RX: usize, const TX: usize, const W: usize>(
+        m: &mut ClientMachine<RX, TX, W>,
+        now: Instant,
+    ) -> Vec<(u16, Error)> {
+        let mut ended = Vec::new();
+        while let Some(e) = m.poll(now) {
+            ended.push(e);
+        }
+        ended
+    }
+
+    /// Feeds `input` to a server machine at `now`, sending everything it
+    /// produces (stream items its credit allows included); returns each frame
+    /// it sent, encoded.
+    pub fn server_in<D: Dispatch, const RX: usize, const TX: usize, const W: usize>(
+        s: &mut ServerMachine<RX, TX, W>,
+        input: &[u8],
+        now: Instant,
+        service: &mut D,
+    ) -> Vec<Vec<u8>> {
+        let mut sent = Vec::new();
+        let mut rest = input;
+        loop {
+            let used = s.receive(rest, now, service);
+            rest = &rest[used..];
+            let out = s.outgoing().to_vec();
+            if !out.is_empty() {
+                s.wrote(out.len());
+                sent.push(out);
+            } else if rest.is_empty() {
+                return sent;
+            }
+        }
+    }
+
+    /// `server_in`, with the frames sent decoded.
+    pub fn server_frames<D: Dispatch, const RX: usize, const TX: usize, const W: usize>(
+        s: &mut ServerMachine<RX, TX, W>,
+        input: &[u8],
+        now: Instant,
+        service: &mut D,
+    ) -> Vec<F> {
+        frames(&server_in(s, input, now, service).concat())
+    }
+
+    /// An encoded frame, from one of the `wirecall::wire::encode_*` functions.
+    pub fn encoded(encode: impl FnOnce(&mut [u8]) -> Result<&[u8], wirecall::wire::BufferFull>) -> Vec<u8> {
+        let mut buf = [0u8; 512];
+        encode(&mut buf).expect("the frame fits").to_vec()
+    }
+
+    /// A fresh Hello from client 7.
+    pub fn hello(seq: u16) -> Vec<u8> {
+        encoded(|b| wirecall::wire::encode_hello(seq, 7, true, b))
+    }
+
+    /// A Request for `method` with the argument tuple `args`.
+    pub fn request<A: serde::Serialize + ?Sized>(seq: u16, method: u16, args: &A) -> Vec<u8> {
+        encoded(|b| wirecall::wire::encode_request(seq, method, args, b))
+    }
+
+    /// A time `ms` milliseconds after zero.
+    pub const fn at(ms: u64) -> Instant {
+        Instant::from_millis(ms)
+    }
+}
+
+/// A link that keeps a copy of every byte written through it.
+pub struct Tap<L> {
+    pub inner: L,
+    pub written: Arc<std::sync::Mutex<std::vec::Vec<u8>>>,
+}
+
+impl<L> Tap<L> {
+    /// `inner`, and a handle on what will be written through it.
+    pub fn new(inner: L) -> (Self, Arc<std::sync::Mutex<std::vec::Vec<u8>>>) {
+        let written = Arc::default();
+        (Tap { inner, written: Arc::clone(&written) }, written)
+    }
+}
+
+impl<L: ErrorType> ErrorType for Tap<L> {
+    type Error = L::Error;
+}
+
+impl<L: Read> Read for Tap<L> {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
+        self.inner.read(buf)
+    }
+}
+
+impl<L: Write> Write for Tap<L> {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
+        let n = self.inner.write(buf)?;
+        self.written.lock().unwrap().extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> Result<(), Self::Error> {
+        self.inner.flush()
+    }
+}
+
+impl<L: Link> Link for Tap<L> {
+    fn read_within(&mut self, buf: &mut [u8], timeout: Duration) -> Result<Option<usize>, Self::Error> {
+        self.inner.read_within(buf, timeout)
+    }
+}
