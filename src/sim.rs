@@ -268,7 +268,12 @@ pub struct SimLink<'c, S, const RX: usize = 256, const TX: usize = 256, const W:
     down_until: Option<Instant>,
     boots: u32,
     stats: FaultStats,
+    between_frames: Option<ServerHook<'c, S, RX, TX, W>>,
 }
+
+/// What [`SimLink::set_between_frames`] runs.
+type ServerHook<'c, S, const RX: usize, const TX: usize, const W: usize> =
+    std::boxed::Box<dyn FnMut(&mut ServerMachine<RX, TX, W>, &mut S) + 'c>;
 
 /// How long a read or write on a link that is down takes to fail.
 const DOWN_OP: Duration = Duration::from_millis(5);
@@ -290,7 +295,16 @@ impl<'c, S: Dispatch, const RX: usize, const TX: usize, const W: usize> SimLink<
             down_until: None,
             boots: 1,
             stats: FaultStats::default(),
+            between_frames: None,
         }
+    }
+
+    /// Runs `hook` each time the server has handled a piece of input (and sent
+    /// its answers), and between the items of a stream: with the server and the
+    /// service, so it can, say, emit an event (`ServerMachine::emit`, feature `events`) at a
+    /// random moment. What the hook leaves in the server's outgoing bytes is sent.
+    pub fn set_between_frames(&mut self, hook: impl FnMut(&mut ServerMachine<RX, TX, W>, &mut S) + 'c) {
+        self.between_frames = Some(std::boxed::Box::new(hook));
     }
 
     /// The service, with whatever state it keeps.
@@ -382,7 +396,32 @@ impl<'c, S: Dispatch, const RX: usize, const TX: usize, const W: usize> SimLink<
                     frame = frame.get(used..).unwrap_or(&[]);
                     self.send_answer();
                 }
+                self.between_frames();
             }
+        }
+    }
+
+    /// Runs the hook, if any, and lets a stream in progress send what its
+    /// credit allows (running the hook between its items), as a server's
+    /// driver does when [`ServerMachine::has_work`].
+    fn between_frames(&mut self) {
+        loop {
+            if let Some(hook) = &mut self.between_frames {
+                hook(&mut self.server, &mut self.service);
+            }
+            self.flush_server();
+            if !self.server.has_work() {
+                return;
+            }
+            self.server.receive(&[], self.clock.now(), &mut self.service);
+            self.flush_server();
+        }
+    }
+
+    /// Sends everything the server has to send (an answer, then an event behind it).
+    fn flush_server(&mut self) {
+        while !self.server.outgoing().is_empty() {
+            self.send_answer();
         }
     }
 

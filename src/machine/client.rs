@@ -922,11 +922,15 @@ impl<const RX: usize, const TX: usize, const W: usize> ClientMachine<RX, TX, W> 
                         // A stream that has items resends its credit, not its request:
                         // the credit also asks a server whose stream ended for the End.
                         #[cfg(feature = "streams")]
-                        if let Shape::Stream { received, next, credit_due, .. } = &mut c.shape {
+                        if let Shape::Stream { received, next, credit_due, limit, credits, .. } = &mut c.shape {
                             if (*received > 0 || *next > 0) && !c.cancelled {
                                 c.due = false;
                                 c.attempts = c.attempts.saturating_add(1);
                                 *credit_due = true;
+                                // Nothing came for a whole attempt: the items it waited for
+                                // were lost. More credit lets the server go on past them (the
+                                // same limit again would leave it waiting).
+                                *limit = limit.saturating_add(*credits);
                                 c.phase = Phase::Waiting {
                                     until: now
                                         .plus_micros(duration_micros(self.policy.attempt_timeout))
@@ -1087,6 +1091,13 @@ impl<const RX: usize, const TX: usize, const W: usize> ClientMachine<RX, TX, W> 
         #[cfg(feature = "events")]
         if let Frame::Event { seq, topic, .. } = frame {
             if oversized {
+                return None;
+            }
+            if self.last_event == Some(seq) {
+                // The same event again (a duplicated frame): delivered once. (A
+                // restarted server numbers its events from 0 again; its first event
+                // is taken for a repeat only if it has the number of the last one.)
+                count!(self.stats.late_replies);
                 return None;
             }
             #[cfg(feature = "stats")]

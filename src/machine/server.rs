@@ -813,6 +813,27 @@ impl<const RX: usize, const TX: usize, const W: usize> ServerMachine<RX, TX, W> 
                     Seen::New => {
                         // A call this session has not seen. Its answer, whatever it is, is
                         // final for its sequence number: cached, so no later copy can run it.
+                        // A client never starts a call `W` or more numbers after its oldest
+                        // in flight: a stream that far behind was given up on. It ends.
+                        #[cfg(feature = "streams")]
+                        if self.stream.active
+                            && seq_after(seq, self.stream.seq)
+                            && usize::from(seq.wrapping_sub(self.stream.seq)) >= W
+                        {
+                            count!(self.stats.cancelled);
+                            // Its End (status CANCELLED) is cached for a client that asks,
+                            // and not sent.
+                            let Stream { seq: stream_seq, slot, next, .. } = self.stream;
+                            self.stream.active = false;
+                            if let Some(s) = self.slots.get_mut(at::<W>(usize::from(slot))) {
+                                s.len = frame_len(crate::wire::encode_end(
+                                    stream_seq,
+                                    Some(Status::Cancelled),
+                                    next,
+                                    &mut s.buf,
+                                ));
+                            }
+                        }
                         self.session.mark(seq);
                         let slot = if oneway { None } else { self.free_slot() };
                         if slot.is_none() && !oneway {
