@@ -115,7 +115,7 @@ pub struct Event<'a> {
 }
 
 impl Event<'_> {
-    /// The payload as a `T`, if it is on `topic`... and decodes as one.
+    /// The payload as a `T`, if the event is on `topic` and its payload decodes as one.
     pub fn decode<T: DeserializeOwned>(&self, topic: crate::Topic<T>) -> Option<T> {
         if self.topic == topic.id { crate::decode_exact(self.payload) } else { None }
     }

@@ -51,4 +51,23 @@ impl Inbox {
         self.end = read.unwrap_or(0).min(INBOX) as u8;
         Ok(read)
     }
+
+    /// Reads more after the bytes still pending, which move to the start.
+    fn fill_more<L: crate::link::Link>(
+        &mut self,
+        link: &mut L,
+        timeout: core::time::Duration,
+    ) -> Result<Option<usize>, L::Error> {
+        let (start, end) = (usize::from(self.start), usize::from(self.end));
+        let kept = end.saturating_sub(start);
+        if kept >= INBOX {
+            return Ok(None);
+        }
+        self.buf.copy_within(start..end, 0);
+        self.start = 0;
+        self.end = kept as u8;
+        let read = link.read_within(self.buf.get_mut(kept..).unwrap_or(&mut []), timeout)?;
+        self.end = (kept + read.unwrap_or(0)).min(INBOX) as u8;
+        Ok(read)
+    }
 }

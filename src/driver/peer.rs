@@ -42,92 +42,47 @@ impl Side {
 
 /// Splits one byte stream into the frames for the server and those for the
 /// client, by each frame's kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Router {
-    state: RouterState,
+    /// The side of the frame being delivered; `None` between frames.
+    side: Option<Side>,
 }
 
+/// What the router wants done with the bytes not yet routed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RouterState {
-    /// Between frames.
-    Start,
-    /// The frame's first byte (a COBS code byte) is held until the second says
-    /// where it goes.
-    Held(u8),
-    /// Inside a frame for this side, its first byte delivered.
-    In(Side),
-}
-
-/// What the router wants done with the next bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route<'a> {
-    /// Give these bytes to this side, then call [`Router::delivered`] with how
-    /// many it took.
-    Deliver(Side, &'a [u8]),
-    /// The router took this many bytes itself (delimiters between frames, the
-    /// byte it holds).
-    Took(usize),
+pub enum Route {
+    /// Drop this many bytes: delimiters between frames (preambles).
+    Skip(usize),
+    /// Give up to this many bytes to this side (to the end of its frame),
+    /// then tell [`Router::delivered`] what it took.
+    Deliver(Side, usize),
+    /// A frame's side shows in its second byte: read more first.
+    NeedMore,
 }
 
 impl Router {
     /// A router between frames.
     pub const fn new() -> Self {
-        Router { state: RouterState::Start }
+        Router { side: None }
     }
 
-    /// What to do with `input`, the bytes not yet routed (non-empty).
-    pub fn route<'a>(&self, input: &'a [u8], held: &'a [u8; 1]) -> Route<'a> {
-        match self.state {
-            // An extra delimiter (a preamble) between frames ends nothing: dropped.
-            RouterState::Start => Route::Took(usize::from(!input.is_empty())),
-            RouterState::Held(_) => match input.first() {
-                Some(&first) => Route::Deliver(Side::of(first), held),
-                None => Route::Took(0),
-            },
-            RouterState::In(side) => {
-                let end = input.iter().position(|&b| b == 0).map_or(input.len(), |i| i + 1);
-                Route::Deliver(side, input.get(..end).unwrap_or(&[]))
-            }
+    /// What to do with `input`, the bytes not yet routed.
+    pub fn route(&mut self, input: &[u8]) -> Route {
+        let side = match (self.side, input) {
+            (_, []) => return Route::NeedMore,
+            (Some(side), _) => side,
+            (None, [0, ..]) => return Route::Skip(1),
+            (None, [_]) => return Route::NeedMore,
+            (None, [_, first, ..]) => *self.side.insert(Side::of(*first)),
+        };
+        Route::Deliver(side, input.iter().position(|&b| b == 0).map_or(input.len(), |i| i + 1))
+    }
+
+    /// Records what the side took of the bytes [`route`](Self::route) gave it.
+    pub fn delivered(&mut self, taken: &[u8]) {
+        if taken.last() == Some(&0) {
+            self.side = None;
         }
-    }
-
-    /// Records that the router took `n` bytes of `input` itself (`Route::Took`).
-    pub fn took(&mut self, input: &[u8], n: usize) {
-        if self.state == RouterState::Start && n > 0 {
-            if let Some(&b) = input.first() {
-                if b != 0 {
-                    self.state = RouterState::Held(b);
-                }
-            }
-        }
-    }
-
-    /// The byte held, if any, for [`route`](Self::route).
-    pub fn held(&self) -> [u8; 1] {
-        match self.state {
-            RouterState::Held(b) => [b],
-            _ => [0],
-        }
-    }
-
-    /// Records that `side` took `n` of the bytes `route` gave it.
-    pub fn delivered(&mut self, side: Side, bytes: &[u8], n: usize) {
-        match self.state {
-            RouterState::Held(_) if n > 0 => self.state = RouterState::In(side),
-            RouterState::In(_) if n > 0 && bytes.get(n - 1) == Some(&0) => self.state = RouterState::Start,
-            _ => {}
-        }
-    }
-
-    /// Whether the router is inside a frame.
-    pub const fn is_mid_frame(&self) -> bool {
-        !matches!(self.state, RouterState::Start)
-    }
-}
-
-impl Default for Router {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -235,7 +190,8 @@ impl<L: Link, S: Dispatch, C: Clock, const RX: usize, const TX: usize> Peer<L, S
             if !self.client.outgoing().is_empty() {
                 continue;
             }
-            if self.inbox.pending().is_empty() {
+            let route = self.router.route(self.inbox.pending());
+            if route == Route::NeedMore {
                 let wake = match (self.client.poll_at(), until) {
                     (Some(a), Some(b)) => a.min(b),
                     (Some(a), None) => a,
@@ -245,37 +201,28 @@ impl<L: Link, S: Dispatch, C: Clock, const RX: usize, const TX: usize> Peer<L, S
                 if until.is_some_and(|u| now >= u) {
                     return Ok(None);
                 }
-                match self.inbox.fill(&mut self.link, wake.saturating_duration_since(now)) {
+                match self.inbox.fill_more(&mut self.link, wake.saturating_duration_since(now)) {
                     Ok(None) => continue,
-                    Ok(Some(n)) if n > 0 => {}
+                    Ok(Some(n)) if n > 0 => continue,
                     Ok(Some(_)) | Err(_) => return Err(self.fail()),
                 }
             }
-            let pending = self.inbox.pending();
-            let held = self.router.held();
             let now = self.clock.now();
-            match self.router.route(pending, &held) {
-                Route::Took(n) => {
-                    self.router.took(pending, n);
+            let pending = self.inbox.pending();
+            match route {
+                Route::NeedMore => {}
+                Route::Skip(n) => self.inbox.consume(n),
+                Route::Deliver(side, len) => {
+                    let bytes = pending.get(..len).unwrap_or(&[]);
+                    let (n, taken) = match side {
+                        Side::Server => (self.server.receive(bytes, now, &mut self.service), None),
+                        Side::Client => {
+                            let (n, incoming) = self.client.receive(bytes, now);
+                            (n, incoming.and_then(&mut sink))
+                        }
+                    };
+                    self.router.delivered(bytes.get(..n).unwrap_or(&[]));
                     self.inbox.consume(n);
-                }
-                Route::Deliver(Side::Server, bytes) => {
-                    // The held byte is the router's, not the inbox's.
-                    let from_inbox = bytes.as_ptr() != held.as_ptr();
-                    let n = self.server.receive(bytes, now, &mut self.service);
-                    self.router.delivered(Side::Server, bytes, n);
-                    if from_inbox {
-                        self.inbox.consume(n);
-                    }
-                }
-                Route::Deliver(Side::Client, bytes) => {
-                    let from_inbox = bytes.as_ptr() != held.as_ptr();
-                    let (n, incoming) = self.client.receive(bytes, now);
-                    let taken = incoming.and_then(&mut sink);
-                    self.router.delivered(Side::Client, bytes, n);
-                    if from_inbox {
-                        self.inbox.consume(n);
-                    }
                     if taken.is_some() {
                         return Ok(taken);
                     }

@@ -92,8 +92,15 @@ impl<L: Link, S: Dispatch, C: Clock, const RX: usize, const TX: usize, const W: 
             if !self.send()? {
                 return Ok(Step::Closed);
             }
-            if self.inbox.pending().is_empty() && !self.machine.has_work() {
-                return Ok(Step::Progress);
+            if self.inbox.pending().is_empty() {
+                if !self.machine.has_work() {
+                    return Ok(Step::Progress);
+                }
+                // Between items, read what came meanwhile (a Cancel, more credit,
+                // a call) without waiting: a long stream does not deafen the server.
+                if self.inbox.fill(&mut self.link, Duration::ZERO)? == Some(0) {
+                    return Ok(Step::Closed);
+                }
             }
         }
     }

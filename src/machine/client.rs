@@ -535,9 +535,10 @@ impl<const RX: usize, const TX: usize, const W: usize> ClientMachine<RX, TX, W> 
     }
 
     /// Starts a one-way call (feature `events`): its request is sent once,
-    /// never answered, and the call ends ([`Incoming::Done`] is never returned
-    /// for it; [`is_in_flight`](Self::is_in_flight) turns false) once the link
-    /// took the whole frame. Opens a session first if none is open.
+    /// never answered, and the call ends once the link took the whole frame
+    /// ([`is_in_flight`](Self::is_in_flight) turns false; no [`Incoming::Done`]
+    /// comes for it unless it fails first, as [`poll`](Self::poll) reports).
+    /// Opens a session first if none is open.
     ///
     /// # Errors
     /// As [`start`](Self::start).
