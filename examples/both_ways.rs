@@ -5,6 +5,8 @@
 //!
 //! `cargo run --example both_ways`
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use wirecall::link::loopback;
@@ -55,6 +57,8 @@ fn main() {
 
     // The device: asks the host for its configuration and the time, then
     // samples, answering the host's calls all along.
+    let device_done = Arc::new(AtomicBool::new(false));
+    let done = Arc::clone(&device_done);
     let device_thread = std::thread::spawn(move || {
         let peer = Peer::new(device_end, device::Dispatcher(Device { samples: 0 }), StdClock::new());
         let mut host = host::Client(peer);
@@ -69,6 +73,7 @@ fn main() {
         }
         let now = host.unix_ms().expect("time");
         println!("device: 20 samples in {} ms by the host's clock", now.saturating_sub(started));
+        done.store(true, Ordering::SeqCst);
         // Serve until the host is done.
         while host.0.step(Duration::from_millis(50)).is_ok() {}
         host.0.server_stats()
@@ -81,6 +86,10 @@ fn main() {
         let n = device.samples().expect("samples");
         println!("host:   device has {n} samples");
         device.0.step(Duration::from_millis(25)).expect("link");
+    }
+    // Keep answering the device until it is done with the host.
+    while !device_done.load(Ordering::SeqCst) {
+        device.0.step(Duration::from_millis(5)).expect("link");
     }
     let host_stats = device.0.server_stats();
     drop(device); // closes the link: the device's loop ends

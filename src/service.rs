@@ -21,7 +21,7 @@
 /// generates, in `mod greeter`:
 ///
 /// - `trait Service`: one `&mut self` method per definition, to implement on the server,
-///   and `set_deadline`, called before each handler with the call's deadline when its
+///   and `set_deadline`, called before each (non-stream) handler with the call's deadline when its
 ///   request carried a time budget (a no-op unless you implement it; so no method of
 ///   the service may be called `set_deadline`);
 /// - `struct Dispatcher<S: Service>(pub S)`: implements [`Dispatch`](crate::Dispatch),

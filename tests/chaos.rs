@@ -496,6 +496,8 @@ fn chaos_pipelined() {
         "chaos pipelined: calls={} wrong={} double={} misclassified={} unknown={} retries={}",
         tally.calls, tally.wrong, tally.double, tally.misclassified, tally.unknown, tally.retries
     );
+    // A failed `start` leaves nothing in flight, and every call ends.
+    assert_eq!((tally.orphans, tally.stuck), (0, 0), "calls left in flight");
     // Calls started with `start` are never made again as new calls: an
     // idempotent method that ran twice ran twice for one call.
     if tally.idempotent_reruns > 0 {
@@ -658,8 +660,9 @@ mod flows {
         unknown: u64,
         retries: u64,
         client_restarts: u64,
-        /// Client restarts to end a stream the server may still have in progress.
-        stream_restarts: u64,
+        /// Streams that broke after they may have started, and calls refused
+        /// UNAVAILABLE (a stream still in progress on the server).
+        broken_or_refused: u64,
         streams: u64,
         complete: u64,
         /// Streams that ended with fewer items received than sent.
@@ -775,7 +778,7 @@ mod flows {
             // the server until a call `W` numbers later shows the client gave up on
             // it (see `a_stream_the_client_gave_up_on_does_not_block_the_server`);
             // until then a second stream is refused UNAVAILABLE. Counted, nothing more.
-            let stuck = match &op {
+            let broken_or_refused = match &op {
                 Op::Stream { outcome: Err(e), .. } => {
                     e.error.executed() != Executed::No || e.error == Error::Status(Status::Unavailable)
                 }
@@ -783,8 +786,8 @@ mod flows {
                 _ => false,
             };
             reports.push(Report { call, op });
-            if stuck {
-                tally.stream_restarts += 1;
+            if broken_or_refused {
+                tally.broken_or_refused += 1;
             }
             if rng.u16(0..1000) == 0 {
                 // The client restarts, leaving whatever is in flight on the link.
@@ -1124,7 +1127,7 @@ mod flows {
         frame.get(1) == Some(&0x19)
     }
 
-    /// The two ignored tests below drive the machines by hand; without losses
+    /// The regression tests below drive the machines by hand; without losses
     /// the same harness ends the stream complete and answers a call.
     #[test]
     fn the_machine_harness_runs_a_stream_and_a_call() {
@@ -1146,9 +1149,9 @@ mod flows {
     /// Found by `chaos_streams` (streams breaking with `Timeout` under byte
     /// noise alone). With a credit of 1, item 1 of 5 is lost on the way: the
     /// client has granted up to index 2 (item 0 + 1 + credit) and keeps
-    /// resending that same Credit on each attempt timeout; the server has sent
-    /// everything below 2 and waits for a larger limit. Nothing moves until the
-    /// stream ends `Timeout`, though the server is up and the link works again.
+    /// resent that same Credit on each attempt timeout while the server, having
+    /// sent everything below 2, waited for a larger limit, until the stream
+    /// ended `Timeout` (fixed in d874f70: a silent attempt raises the credit).
     /// Expected: the End (sent 5, received 4), as for any lost item.
     #[test]
     fn a_lost_item_at_the_edge_of_the_credit_does_not_stall_the_stream() {
@@ -1177,11 +1180,10 @@ mod flows {
     /// Found by `chaos_streams` (almost every stream after the first broken one
     /// refused UNAVAILABLE, and every call with a window of 1). A stream whose
     /// client gave up (here: nothing from the server for the stream's whole
-    /// idle time) stays in progress on the server, with no credit, for good:
-    /// the client sends no Cancel when it gives up, and nothing else ends it
-    /// but a restart or a new client's Hello. Expected: the next call, once
-    /// the link works, is answered. Actual: UNAVAILABLE, and so is every later
-    /// one (with a window of more than 1, every later stream).
+    /// idle time) stayed in progress on the server for good, and every later
+    /// call was refused UNAVAILABLE (fixed in d874f70: a call `W` or more
+    /// numbers after a stream ends it). Expected: the next call, once the link
+    /// works, is answered.
     #[test]
     fn a_stream_the_client_gave_up_on_does_not_block_the_server() {
         let mut service = empty_flows(2);
@@ -1211,9 +1213,8 @@ mod flows {
 
     /// Found by `chaos_streams` (`event_dups` under frame faults): an Event
     /// frame the link delivers twice is handed to the application twice,
-    /// though its number says it is the same event (src/machine/client.rs,
-    /// `accept`: every Event is delivered, a repeated number only skips the gap
-    /// count). Expected: delivered once.
+    /// though its number said it was the same event (fixed in d874f70).
+    /// Expected: delivered once.
     #[test]
     fn a_duplicated_event_frame_is_delivered_once() {
         let mut server = wirecall::machine::ServerMachine::<256, 256>::new();
@@ -1282,7 +1283,7 @@ mod flows {
             tally.items_delivered,
         );
         println!(
-            "chaos streams: oneways={} ran={} not_sent={} events emitted={} delivered={} missed={} (across restarts={}) unaccounted={} event_dups={} client_restarts={} (unavailable after a broken stream: {}) wall_time={:.1}s",
+            "chaos streams: oneways={} ran={} not_sent={} events emitted={} delivered={} missed={} (across restarts={}) unaccounted={} event_dups={} client_restarts={} (streams broken or refused: {}) wall_time={:.1}s",
             tally.oneways,
             tally.oneways_ran,
             tally.oneways_not_sent,
@@ -1293,7 +1294,7 @@ mod flows {
             tally.unaccounted,
             tally.event_dups,
             tally.client_restarts,
-            tally.stream_restarts,
+            tally.broken_or_refused,
             started.elapsed().as_secs_f64()
         );
         println!(

@@ -1,5 +1,6 @@
-//! The blocking client: one call at a time, each bounded by one deadline that
-//! covers every retransmission.
+//! The blocking client: one call at a time through [`Call`], or up to `W` in
+//! flight through [`Client::start`]; each bounded by one deadline that covers
+//! every retransmission.
 
 use core::time::Duration;
 
@@ -282,7 +283,8 @@ impl<L: Link, C: Clock, const RX: usize, const TX: usize, const W: usize> Client
     }
 
     /// Takes the client apart. Bytes already read from the link but not yet
-    /// processed (at most 64, the tail of a late answer) are discarded.
+    /// processed (at most 64 with `std`, 8 without: the tail of a late answer)
+    /// are discarded.
     pub fn into_parts(self) -> (L, C) {
         (self.link, self.clock)
     }
@@ -345,6 +347,10 @@ impl<L: Link, C: Clock, const RX: usize, const TX: usize, const W: usize> Client
     /// # Errors
     /// As [`Call::call`], and [`Error::NothingToResume`] if the last call did not end unknown.
     pub fn resume<R: DeserializeOwned>(&mut self) -> Result<R, Error> {
+        if self.machine.in_flight() > 0 {
+            // Their outcomes would be lost while this one is waited for.
+            return Err(Error::Busy);
+        }
         let now = self.clock.now();
         let seq = self.machine.resume(now, now + self.timeout)?;
         self.finish(seq, &mut |bytes| crate::decode_exact::<R>(bytes))
@@ -358,7 +364,8 @@ impl<L: Link, C: Clock, const RX: usize, const TX: usize, const W: usize> Client
             }
             _ => Flow::Continue,
         });
-        done.unwrap_or(Err(Error::Busy))
+        // (Not reached: the call's end is always handed to the sink.)
+        done.unwrap_or(Err(Error::LinkLost))
     }
 
     /// Starts a call without waiting for its answer, and returns its sequence
@@ -415,11 +422,13 @@ impl<L: Link, C: Clock, const RX: usize, const TX: usize, const W: usize> Client
 
     /// Waits up to `wait` for an event and hands it to `f` (feature `events`),
     /// with events queued earlier first; `None` if none came. Events reach the
-    /// handler instead if one is set.
+    /// handler instead if one is set. While calls started with
+    /// [`start`](Self::start) are in flight it only takes queued events.
     #[cfg(all(feature = "events", feature = "std"))]
     pub fn next_event<T>(&mut self, wait: Duration, f: impl FnOnce(Event<'_>) -> T) -> Option<T> {
-        if self.events.is_empty() {
-            // Returns at the first event, or when `wait` is over.
+        if self.events.is_empty() && self.machine.in_flight() == 0 {
+            // Returns at the first event, or when `wait` is over. (With calls
+            // started by `start` in flight, `next_completed` reads the link.)
             let until = self.clock.now() + wait;
             self.run(Some(until), |_| Flow::<()>::Continue);
         }

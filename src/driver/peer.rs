@@ -191,6 +191,15 @@ impl<L: Link, S: Dispatch, C: Clock, const RX: usize, const TX: usize> Peer<L, S
                 continue;
             }
             let route = self.router.route(self.inbox.pending());
+            if route == Route::NeedMore && self.server.has_work() && until.is_none_or(|u| now < u) {
+                // A stream this end serves has items to send and credit: send the
+                // next, and take whatever input came meanwhile, without waiting.
+                self.server.receive(&[], now, &mut self.service);
+                if let Ok(Some(0)) | Err(_) = self.inbox.fill_more(&mut self.link, Duration::ZERO) {
+                    return Err(self.fail());
+                }
+                continue;
+            }
             if route == Route::NeedMore {
                 let wake = match (self.client.poll_at(), until) {
                     (Some(a), Some(b)) => a.min(b),
@@ -311,7 +320,8 @@ impl<L: Link, S: Dispatch, C: Clock, const RX: usize, const TX: usize> Call for 
         _args: &A,
         _on_item: &mut dyn FnMut(T) -> bool,
     ) -> Result<crate::StreamEnd, super::StreamError> {
-        // Streams over a shared link are left for later: nothing is sent.
+        // Calling streams through a Peer is not implemented (serving them is):
+        // nothing is sent, and the error says "not executed".
         Err(super::StreamError { received: 0, error: Error::Status(crate::Status::Unimplemented) })
     }
 }

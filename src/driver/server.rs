@@ -19,6 +19,9 @@ pub enum Step {
     Closed,
 }
 
+/// Stream items [`Server::step`] sends at most before it returns.
+const STREAM_ITEMS_PER_STEP: u32 = 8;
+
 /// How long [`Server::serve`] waits per step; it loops regardless, so this only
 /// bounds how often it wakes.
 const SERVE_WAIT: Duration = Duration::from_secs(1);
@@ -85,8 +88,17 @@ impl<L: Link, S: Dispatch, C: Clock, const RX: usize, const TX: usize, const W: 
                 Some(_) => {}
             }
         }
+        // A stream sends at most this many items per step, so `poll` in a main
+        // loop returns even while a client keeps granting credit.
+        let mut items_left = STREAM_ITEMS_PER_STEP;
         loop {
             let now = self.clock.now();
+            if self.inbox.pending().is_empty() && self.machine.has_work() {
+                if items_left == 0 {
+                    return Ok(Step::Progress);
+                }
+                items_left -= 1;
+            }
             let used = self.machine.receive(self.inbox.pending(), now, &mut self.service);
             self.inbox.consume(used);
             if !self.send()? {

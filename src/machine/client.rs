@@ -1,9 +1,12 @@
-//! The client side: one call in flight, matched to its answer by sequence number,
-//! retransmitted under the same number until answered or out of time.
+//! The client side: up to `W` calls in flight, each matched to its answer by
+//! sequence number, retransmitted under the same number until answered or out
+//! of time; stream items, one-way calls, cancels and events beside them.
 //!
 //! Invariants:
-//! - A Reply or Status is accepted only if its sequence number is that of the
-//!   call waiting; any other is a late (or stray) answer, discarded and counted.
+//! - A Reply, Status, Item or End is accepted only if its sequence number is that
+//!   of a call in flight; any other is a late (or stray) answer, discarded and counted.
+//! - No call is sent again into a session other than the one it was sent in: a
+//!   link failure or a lost session ends every call sent in it, unknown.
 //! - Before its first request on a link the client opens a session (Hello, then
 //!   Welcome). A Hello is `fresh` once per client life, so a server drops the
 //!   answers it cached for an earlier life: none of them can reach this one.
@@ -109,7 +112,8 @@ pub struct ClientStats {
     /// Requests sent again: retransmissions under the same sequence number, and
     /// new calls made for a retry the driver decided on.
     pub retries: u32,
-    /// Answers discarded because no call with their sequence number was waiting.
+    /// Answers discarded because no call with their sequence number was waiting,
+    /// and repeats of items and events already delivered.
     pub late_replies: u32,
     /// Calls that ended by their deadline.
     pub timeouts: u32,
@@ -282,8 +286,8 @@ const MIN_TX: usize = 9;
 /// What [`ClientMachine::receive`] delivers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Incoming<'a> {
-    /// The call `seq` ended: the postcard-encoded value (empty for a one-way
-    /// call, which ends once sent), or why not.
+    /// The call `seq` ended: the postcard-encoded value, or why not. (A one-way
+    /// call that was sent ends without one.)
     Done {
         /// The call's sequence number.
         seq: u16,
@@ -586,8 +590,13 @@ impl<const RX: usize, const TX: usize, const W: usize> ClientMachine<RX, TX, W> 
         }
         // A free slot, preferably not the one a resumable call still needs.
         let keep = self.resumable.map(|(_, slot)| usize::from(slot));
+        // Never the slot whose frame is still being written (its call ended meanwhile).
+        let writing = match self.out {
+            Out::Request { slot, .. } => Some(usize::from(slot)),
+            _ => None,
+        };
         let i = (0..W)
-            .filter(|&i| self.slots.get(i).is_some_and(|s| s.call.is_none()))
+            .filter(|&i| self.slots.get(i).is_some_and(|s| s.call.is_none()) && Some(i) != writing)
             .min_by_key(|&i| Some(i) == keep)
             .ok_or(Error::Busy)?;
         // A Hello, if one is needed, takes the number before the request's.
@@ -660,6 +669,11 @@ impl<const RX: usize, const TX: usize, const W: usize> ClientMachine<RX, TX, W> 
             return Err(Error::Busy);
         }
         let (seq, i) = self.resumable.ok_or(Error::NothingToResume)?;
+        if usize::from(self.next_seq.wrapping_sub(seq)) >= 0x8000 - 32 {
+            // So old that the server would take its number for a new one.
+            self.resumable = None;
+            return Err(Error::NothingToResume);
+        }
         let slot = self.slots.get_mut(usize::from(i)).ok_or(Error::NothingToResume)?;
         if slot.call.is_some() {
             return Err(Error::Busy);
@@ -924,14 +938,16 @@ impl<const RX: usize, const TX: usize, const W: usize> ClientMachine<RX, TX, W> 
                         // the credit also asks a server whose stream ended for the End.
                         #[cfg(feature = "streams")]
                         if let Shape::Stream { received, next, credit_due, limit, credits, .. } = &mut c.shape {
+                            // Nothing came for a whole attempt: the items it waited for may
+                            // have been lost. More credit lets the server go on past them
+                            // (the same limit again would leave it waiting).
+                            if !c.cancelled {
+                                *limit = limit.saturating_add(*credits);
+                            }
                             if (*received > 0 || *next > 0) && !c.cancelled {
                                 c.due = false;
                                 c.attempts = c.attempts.saturating_add(1);
                                 *credit_due = true;
-                                // Nothing came for a whole attempt: the items it waited for
-                                // were lost. More credit lets the server go on past them (the
-                                // same limit again would leave it waiting).
-                                *limit = limit.saturating_add(*credits);
                                 c.phase = Phase::Waiting {
                                     until: now
                                         .plus_micros(duration_micros(self.policy.attempt_timeout))
@@ -972,9 +988,17 @@ impl<const RX: usize, const TX: usize, const W: usize> ClientMachine<RX, TX, W> 
                 self.resumable = Some((call.seq, i as u8));
             }
         }
-        if matches!(self.out, Out::Request { slot, .. } if usize::from(slot) == i) {
-            // Its frame is being written: finish writing it, it is in the link already.
-            return error;
+        if let Out::Request { slot, from } = self.out {
+            if usize::from(slot) == i {
+                if usize::from(from) + self.sent > 1 {
+                    // Part of its frame is in the link: the rest follows, so the
+                    // stream stays whole (the call ended unknown, whatever comes).
+                    return error;
+                }
+                // None of it left (at most the preamble): withdrawn, so an outcome
+                // of "not sent" stays true.
+                self.set_out(Out::Idle);
+            }
         }
         if self.in_flight() == 0 {
             self.handshake = None;
@@ -1210,8 +1234,13 @@ impl<const RX: usize, const TX: usize, const W: usize> ClientMachine<RX, TX, W> 
             }
         }
         count!(self.stats.sessions);
-        if !resumed && !self.fresh {
-            count!(self.stats.sessions_lost);
+        if !resumed {
+            // The server no longer holds the session the resumable call was made in:
+            // resumed into this one, it could run a second time.
+            self.resumable = None;
+            if !self.fresh {
+                count!(self.stats.sessions_lost);
+            }
         }
         self.fresh = false;
         self.handshake = None;

@@ -2,22 +2,25 @@
 //!
 //! Invariants:
 //! - Every Request with a good CRC gets exactly one answer: a Reply, or a Status
-//!   saying why not. An unknown method is answered, never ignored.
+//!   saying why not (a stream's answer is its items and an End). An unknown
+//!   method is answered, never ignored. One-way requests are never answered.
 //! - A handler runs at most once per (session, sequence number), and the first
-//!   answer to a sequence number is final: a repeat of the newest call gets the
-//!   cached answer (value or refusal); a repeat of an older one, whose answer is
-//!   gone, is answered ABORTED; a request outside any session is answered
-//!   FAILED_PRECONDITION. None of these runs the handler.
+//!   answer to a sequence number is final: a repeat of a call whose answer is
+//!   cached gets it again (value or refusal); a repeat of one whose answer is
+//!   gone is answered ABORTED; a request outside any session is answered
+//!   FAILED_PRECONDITION. None of these runs the handler. A number never seen
+//!   (after the newest, or with feature `pipelining` one of the 32 before it
+//!   that never arrived) is a new call.
 //! - A request is refused (Status, not executed) only before its handler is
 //!   called; once the handler ran, the answer is its value or INTERNAL.
 //! - While an answer is waiting to be sent, no further input is consumed, so
 //!   no answer is ever overwritten before it is sent.
 //!
-//! Memory: the transmit buffer holds the newest call's answer and doubles as the
-//! one-entry reply cache; answers that are never cached (Welcome,
+//! Memory: the `W` cache slots hold the newest answers and are the transmit
+//! buffers they are sent from; answers that are never cached (Welcome,
 //! FAILED_PRECONDITION, ABORTED) are written into the receive buffer, which is
-//! idle while an answer waits to be sent, so they cannot evict it and cost no
-//! memory of their own.
+//! idle while an answer waits to be sent, so they cannot evict one and cost no
+//! memory of their own. Events have a buffer of their own (feature `events`).
 
 use core::time::Duration;
 
@@ -733,7 +736,11 @@ impl<const RX: usize, const TX: usize, const W: usize> ServerMachine<RX, TX, W> 
         if W > 1 {
             self.out_slot = i as u8;
         }
-        self.out = Out::Cache { sent: 0 };
+        // An answer that could not be encoded (length 0) is nothing to send:
+        // waiting for it to be written would stop the server.
+        if self.slots.get(at::<W>(i)).is_some_and(|s| s.len > 0) {
+            self.out = Out::Cache { sent: 0 };
+        }
     }
 
     /// Answers `status` without caching it, in the idle receive buffer.

@@ -212,6 +212,10 @@ fn run<L: Link>(mut client: Client<L, StdClock>, timeout: Duration, command: &Co
                     Err(broken) => {
                         let mut failure = Failure::call(&method.name, broken.error);
                         failure.message = format!("{} (after {} items)", failure.message, broken.received);
+                        if broken.received > 0 {
+                            // Items came: it ran, and the rest of its outcome is lost.
+                            failure.code = Failure::RAN;
+                        }
                         return Err(failure);
                     }
                 }
