@@ -419,6 +419,48 @@ fn a_call_sent_before_the_server_restarted_is_never_run_again_in_the_new_session
 }
 
 #[test]
+fn a_call_that_ends_before_its_frame_is_written_withdraws_the_frame() {
+    let mut runs = work::Dispatcher(Runs::default());
+    let mut client = ClientMachine::<64, 64, 2>::new();
+    let mut server = ServerMachine::<64, 64, 2>::new();
+    client.start(work::methods::work, &(1u32,), at(0), at(3000)).unwrap();
+    let welcome = server_in(&mut server, &client_out(&mut client).concat(), at(0), &mut runs).concat();
+    client_in(&mut client, &welcome, at(0));
+    exchange_until_done(&mut client, &mut server, &mut runs, 1, 10);
+    // A driver writing a few bytes per interrupt has not written any of call 2
+    // when its deadline passes: it ends "not sent", so it must never be sent.
+    let seq = client.start(work::methods::work, &(2u32,), at(20), at(30)).unwrap();
+    assert!(!client.outgoing().is_empty());
+    assert_eq!(client_poll(&mut client, at(30)), [(seq, Error::NotSent)]);
+    assert!(client.outgoing().is_empty(), "the frame of a call reported not sent is still to be written");
+    assert_eq!(runs.0.of(2), 0);
+}
+
+#[test]
+fn a_call_left_resumable_is_not_resumed_into_a_session_the_server_started_afresh() {
+    let mut runs = work::Dispatcher(Runs::default());
+    let mut client = ClientMachine::<64, 64, 2>::new();
+    let mut server = ServerMachine::<64, 64, 2>::with_boot_id(1);
+    // Call A runs, and the link fails before its Reply: A ends unknown, resumable.
+    let a = client.start(work::methods::work, &(1u32,), at(0), at(3000)).unwrap();
+    let welcome = server_in(&mut server, &client_out(&mut client).concat(), at(0), &mut runs).concat();
+    client_in(&mut client, &welcome, at(0));
+    server_in(&mut server, &client_out(&mut client).concat(), at(1), &mut runs);
+    assert_eq!(runs.0.of(1), 1);
+    assert_eq!(client.link_failed(), Some(Error::LinkLost));
+    assert!(client.can_resume());
+    // The server restarts; call B opens a session there, which is not A's.
+    let mut server = ServerMachine::<64, 64, 2>::with_boot_id(2);
+    let b = client.start(work::methods::work, &(2u32,), at(2), at(3000)).unwrap();
+    let outcomes = exchange_until_done(&mut client, &mut server, &mut runs, 2, 100);
+    assert_eq!(outcomes.get(&b), Some(&Ok(encoded_value(2))));
+    // Resuming A now would run it a second time on the new boot: refused.
+    assert_eq!(client.resume(at(200), at(3000)), Err(Error::NothingToResume));
+    assert!(client_out(&mut client).is_empty());
+    assert_eq!(runs.0.of(1), 1, "call {a} ran once");
+}
+
+#[test]
 fn a_call_that_ran_on_a_server_that_restarted_is_not_run_again_after_a_link_failure() {
     use wirecall::sim::{Faults, SimClock, SimLink};
     let clock = SimClock::new();
