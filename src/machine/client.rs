@@ -57,10 +57,19 @@ impl Method {
 /// Retransmissions reuse the call's sequence number, so the server answers them
 /// from its reply cache instead of running the handler again: they are safe for
 /// every method.
+///
+/// The policy shapes retransmission; it never shortens a call. A call lives
+/// until its deadline ([`Client::set_timeout`](crate::Client::set_timeout)) while
+/// the link is up: the first `attempts` sends follow the backoff schedule, and
+/// after them the request is sent again every `attempt_timeout + max_backoff`
+/// until the deadline, so a handler slower than `attempt_timeout` (a flash
+/// erase, a motor move) is still answered, and so is a call whose answer was
+/// lost. Only [`RetryPolicy::NONE`] (an infinite `attempt_timeout`) sends once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct RetryPolicy {
-    /// Sends of the request per call, the first included (0 counts as 1).
+    /// Sends, the first included (0 counts as 1), spaced by the growing
+    /// backoff; later sends, until the deadline, are `max_backoff` apart.
     pub attempts: u8,
     /// How long one send waits for the answer before the next.
     pub attempt_timeout: Duration,
@@ -79,7 +88,8 @@ impl RetryPolicy {
         max_backoff: Duration::ZERO,
     };
 
-    /// Up to 4 sends, 250 ms apart, after 10, 20, 40 ms of backoff.
+    /// A send every 250 ms without an answer, after 10, 20, 40 ms of backoff for
+    /// the first four, then 200 ms, until the call's deadline.
     pub const DEFAULT: RetryPolicy = RetryPolicy {
         attempts: 4,
         attempt_timeout: Duration::from_millis(250),
@@ -926,8 +936,16 @@ impl<const RX: usize, const TX: usize, const W: usize> ClientMachine<RX, TX, W> 
             }
             let time_left = now < call.deadline;
             match call.phase {
-                Phase::Waiting { .. } if time_left && call.attempts < attempts => {
-                    let wait = self.policy.backoff_after(call.attempts);
+                Phase::Waiting { .. } if time_left => {
+                    // Attempts shape retransmission, never the call's life: once
+                    // they are spent the call keeps resending, `max_backoff` apart,
+                    // until its deadline, so a slow handler's or a lost answer is
+                    // still recovered (PROTOCOL.md §8.4).
+                    let wait = if call.attempts < attempts {
+                        self.policy.backoff_after(call.attempts)
+                    } else {
+                        duration_micros(self.policy.max_backoff)
+                    };
                     self.set_phase(i, Phase::Backoff { until: now.plus_micros(wait).min(call.deadline) });
                 }
                 Phase::Backoff { .. } if time_left && (call.frame_sent || !call.cancelled) => {
@@ -1506,20 +1524,30 @@ mod tests {
     }
 
     #[test]
-    fn attempts_run_out_then_timeout_is_unknown_and_resumable() {
+    fn attempts_run_out_then_resends_go_on_until_the_deadline() {
         let mut m = open();
         m.set_retry_policy(RetryPolicy { attempts: 2, ..RetryPolicy::DEFAULT });
         m.start(ADD, &(2i32, 3i32), T0, DEADLINE).unwrap();
         take(&mut m);
-        m.poll(Instant::from_millis(250)).map(|(_, e)| e);
-        m.poll(Instant::from_millis(260)).map(|(_, e)| e);
-        take(&mut m);
+        assert_eq!(m.poll(Instant::from_millis(250)), None);
+        assert_eq!(m.poll(Instant::from_millis(260)), None);
+        assert!(!take(&mut m).is_empty(), "the second send");
+        // The attempts are spent: the call lives on, resending `max_backoff`
+        // (200 ms) after each `attempt_timeout` (250 ms) of silence.
         assert_eq!(m.poll_at(), Some(Instant::from_millis(510)));
-        let error = m.poll(Instant::from_millis(510)).map(|(_, e)| e).unwrap();
+        assert_eq!(m.poll(Instant::from_millis(510)), None, "not ended before its deadline");
+        assert_eq!(m.poll_at(), Some(Instant::from_millis(710)));
+        assert_eq!(m.poll(Instant::from_millis(710)), None);
+        assert!(!take(&mut m).is_empty(), "a third send, after the attempts");
+        assert_eq!(m.poll_at(), Some(Instant::from_millis(960)));
+        assert_eq!(m.poll(Instant::from_millis(960)), None);
+        assert_eq!(m.poll_at(), Some(DEADLINE), "the backoff is cut short by the deadline");
+        assert_eq!(m.poll(Instant::from_millis(999)), None);
+        let error = m.poll(DEADLINE).map(|(_, e)| e).unwrap();
         assert_eq!(error, Error::Timeout);
         assert!(error.may_have_executed());
         assert!(m.can_resume());
-        assert_counted!((m.stats().timeouts, m.stats().retries), (1, 1));
+        assert_counted!((m.stats().timeouts, m.stats().retries), (1, 2));
 
         // The late answer to the timed-out call is discarded while the next waits.
         m.start(ADD, &(1i32, 1i32), T0, DEADLINE).unwrap();
