@@ -163,3 +163,31 @@ fn the_router_sends_each_frame_to_the_machine_its_kind_belongs_to() {
         assert!(pending.is_empty() && router == Router::new(), "chunks of {chunk}: between frames at the end");
     }
 }
+
+/// `Peer::step(Duration::ZERO)` takes what has arrived without waiting: a main
+/// loop that only ever polls still answers the other end. (It used to return
+/// before reading anything once its zero wait had passed.)
+#[test]
+fn a_peer_polled_with_zero_waits_answers_calls() {
+    let (host_end, device_end) = loopback::pair();
+    let runs = Counter::default();
+    let stop = Arc::new(AtomicUsize::new(0));
+    let (device_runs, device_stop) = (runs.clone(), Arc::clone(&stop));
+    let device = std::thread::spawn(move || {
+        let mut peer = Peer::new(device_end, device::Dispatcher(device_runs), StdClock::new());
+        let mut polls = 0u64;
+        while device_stop.load(Ordering::SeqCst) == 0 {
+            peer.step(Duration::ZERO).unwrap();
+            polls += 1;
+        }
+        polls
+    });
+    let mut client = device::Client(wirecall::Client::new(host_end, StdClock::new()));
+    client.0.set_timeout(Duration::from_secs(5));
+    for x in 0..20 {
+        assert_eq!(client.double(x), Ok(u64::from(x) * 2));
+    }
+    stop.store(1, Ordering::SeqCst);
+    assert!(device.join().unwrap() > 20, "the device only polled");
+    assert_eq!(runs.0.load(Ordering::SeqCst), 20);
+}

@@ -179,6 +179,7 @@ impl<L: Link, S: Dispatch, C: Clock, const RX: usize, const TX: usize> Peer<L, S
         until: Option<Instant>,
         mut sink: impl FnMut(Incoming<'_>) -> Option<T>,
     ) -> Result<Option<T>, Error> {
+        let mut looked = false;
         loop {
             self.send()?;
             let now = self.clock.now();
@@ -207,9 +208,13 @@ impl<L: Link, S: Dispatch, C: Clock, const RX: usize, const TX: usize> Peer<L, S
                     (None, Some(b)) => b,
                     (None, None) => return Ok(None),
                 };
-                if until.is_some_and(|u| now >= u) {
+                // Once `until` has passed, one last look without waiting: a
+                // zero wait (`step(Duration::ZERO)`) still takes what is there.
+                let expired = until.is_some_and(|u| now >= u);
+                if expired && looked {
                     return Ok(None);
                 }
+                looked |= expired;
                 match self.inbox.fill_more(&mut self.link, wake.saturating_duration_since(now)) {
                     Ok(None) => continue,
                     Ok(Some(n)) if n > 0 => continue,

@@ -34,9 +34,20 @@ fn set(port: &mut dyn serialport::SerialPort, timeout: Option<Duration>) -> std:
     port.set_timeout(timeout.unwrap_or(FOREVER)).map_err(std::io::Error::from)
 }
 
+/// A serial port has one timeout for reads and writes: non-blocking is a zero
+/// timeout (a read returns at once), blocking again is no timeout until a read
+/// sets its own.
+fn set_nonblocking(port: &mut dyn serialport::SerialPort, nonblocking: bool) -> std::io::Result<()> {
+    set(port, Some(if nonblocking { Duration::ZERO } else { FOREVER }))
+}
+
 impl SetReadTimeout for Box<dyn serialport::SerialPort> {
     fn set_read_timeout(&mut self, timeout: Option<Duration>) -> std::io::Result<()> {
         set(self.as_mut(), timeout)
+    }
+
+    fn set_nonblocking(&mut self, nonblocking: bool) -> std::io::Result<()> {
+        set_nonblocking(self.as_mut(), nonblocking)
     }
 }
 
@@ -44,5 +55,9 @@ impl SetReadTimeout for Box<dyn serialport::SerialPort> {
 impl SetReadTimeout for serialport::TTYPort {
     fn set_read_timeout(&mut self, timeout: Option<Duration>) -> std::io::Result<()> {
         set(self, timeout)
+    }
+
+    fn set_nonblocking(&mut self, nonblocking: bool) -> std::io::Result<()> {
+        set_nonblocking(self, nonblocking)
     }
 }
