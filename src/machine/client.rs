@@ -98,7 +98,7 @@ impl RetryPolicy {
     };
 
     /// The wait before send number `attempt + 1`, for `attempt >= 1`, in microseconds.
-    fn backoff_after(&self, attempt: u8) -> u64 {
+    pub(crate) fn backoff_after(&self, attempt: u8) -> u64 {
         let doublings = u32::from(attempt.saturating_sub(1)).min(16);
         duration_micros(self.backoff).saturating_mul(1 << doublings).min(duration_micros(self.max_backoff))
     }
