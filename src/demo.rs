@@ -12,7 +12,7 @@ crate::service! {
     /// The demo service.
     pub mod demo {
         const VERSION: &str = "1.0.0";
-        /// Returns "Hello <name>" (cut short past 32 bytes).
+        /// Returns `"Hello <name>"` (cut short past 32 bytes).
         fn greet(name: &str) -> String<32> = 1;
         /// Adds two numbers, wrapping on overflow.
         fn add(a: i32, b: i32) -> i32 = 2, idempotent;

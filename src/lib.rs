@@ -2,9 +2,14 @@
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(any(feature = "std", test))]
 extern crate std;
+
+// So the docs that `service!` writes, which link to `wirecall::...`, resolve
+// for the demo service defined inside the crate too.
+extern crate self as wirecall;
 
 // The logging shim comes first so every module can use its macros.
 #[macro_use]
