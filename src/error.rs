@@ -48,6 +48,18 @@ pub enum Error {
     SessionLost,
     /// The call was cancelled before any byte of its request was sent. Not executed.
     Cancelled,
+    /// The server's Welcome does not announce the part of the protocol the call
+    /// needs (a stream, a one-way call: PROTOCOL.md §4.1). Nothing was sent.
+    Unsupported(crate::wire::Feature),
+    /// The request frame is longer than the server's Welcome says it can
+    /// receive (PROTOCOL.md §4.1). Nothing was sent.
+    TooLargeForServer {
+        /// Bytes of the decoded request frame (header, method, arguments, CRC),
+        /// at most 65,535 (a receiver holds no longer frame).
+        len: u16,
+        /// The most the server receives (65,535 for any more).
+        max: u16,
+    },
 }
 
 impl Error {
@@ -60,7 +72,9 @@ impl Error {
             | Error::Busy
             | Error::Unreachable
             | Error::NothingToResume
-            | Error::Cancelled => Executed::No,
+            | Error::Cancelled
+            | Error::Unsupported(_)
+            | Error::TooLargeForServer { .. } => Executed::No,
             Error::Timeout | Error::LinkLost | Error::SessionLost => Executed::Maybe,
             Error::BadReply | Error::ReplyTooLarge => Executed::Yes,
         }
@@ -90,6 +104,16 @@ impl core::fmt::Display for Error {
         let what = match self {
             Error::Status(status) => {
                 return write!(f, "server answered {status}: {}", verdict(status.executed()));
+            }
+            Error::Unsupported(feature) => {
+                return write!(f, "the server does not implement {}: {}", feature.name(), verdict(self.executed()));
+            }
+            Error::TooLargeForServer { len, max } => {
+                return write!(
+                    f,
+                    "the request is {len} bytes; the server receives at most {max}: {}",
+                    verdict(self.executed())
+                );
             }
             Error::RequestTooLarge => "request too large for the client buffer",
             Error::NotSent => "link failed before the request was sent",
@@ -130,6 +154,8 @@ mod tests {
         assert!(Error::LinkLost.may_have_executed());
         assert_eq!(Error::Status(Status::Internal).executed(), Executed::Yes);
         assert_eq!(Error::Status(Status::Unrecognized(99)).executed(), Executed::Maybe);
+        assert!(!Error::Unsupported(crate::wire::Feature::Streams).may_have_executed());
+        assert!(!Error::TooLargeForServer { len: 1300, max: 1024 }.may_have_executed());
     }
 
     #[cfg(feature = "std")]
@@ -141,6 +167,14 @@ mod tests {
         assert_eq!(
             Error::Status(Status::Unimplemented).to_string(),
             "server answered UNIMPLEMENTED (12): not executed"
+        );
+        assert_eq!(
+            Error::Unsupported(crate::wire::Feature::Streams).to_string(),
+            "the server does not implement streams: not executed"
+        );
+        assert_eq!(
+            Error::TooLargeForServer { len: 1300, max: 1024 }.to_string(),
+            "the request is 1300 bytes; the server receives at most 1024: not executed"
         );
     }
 }

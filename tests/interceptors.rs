@@ -122,8 +122,21 @@ fn a_call_the_server_refuses_itself_skips_before_and_reaches_after() {
     let seen = g.seen.clone();
     let (board, _demo) = serve(g);
     let (link, clock) = board.0.into_parts();
-    // A request longer than the server's 256-byte receive buffer.
+    // A request longer than the server's 256-byte receive buffer: a client that
+    // read the server's capabilities refuses it itself, sending nothing.
     let mut board = demo::Client(Client::<_, _, 256, 512>::sized(link, clock));
-    assert_eq!(board.echo(&[7; 300]), Err(Error::Status(Status::ResourceExhausted)));
+    assert_eq!(board.echo(&[7; 300]), Err(Error::TooLargeForServer { len: 308, max: 256 }));
+    assert!(seen.lock().unwrap().is_empty(), "nothing reached the server");
+    // One that does not look (a client that predates capabilities) is refused by
+    // the server: the interceptor's `before` is skipped, its `after` sees it.
+    let (mut link, _) = board.0.into_parts();
+    let mut buf = [0u8; 400];
+    let request = wirecall::wire::encode_request(100, demo::ids::echo, &(&[7u8; 300][..],), &mut buf).unwrap();
+    wirecall::embedded_io::Write::write_all(&mut link, request).unwrap();
+    let answer = common::read_frame(&mut link);
+    assert_eq!(
+        wirecall::wire::Frame::parse(&answer),
+        Ok(wirecall::wire::Frame::Status { seq: 100, status: Status::ResourceExhausted })
+    );
     assert_eq!(*seen.lock().unwrap(), [format!("after {} Err(TooLarge)", demo::ids::echo)]);
 }

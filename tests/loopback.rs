@@ -92,11 +92,22 @@ fn oversized_request_is_refused_and_the_link_recovers() {
     let (host, board) = loopback::pair();
     let demo = Demo::default();
     let server = spawn_sized_server::<_, 64, 64>(board, demo.clone());
+    // A client that read the server's capabilities refuses it itself, sending nothing.
     let mut board = stub(host);
     let error = board.echo(&[0x55; 150]).unwrap_err();
-    assert_eq!(error, Error::Status(Status::ResourceExhausted));
+    assert_eq!(error, Error::TooLargeForServer { len: 158, max: 64 });
     assert!(!error.may_have_executed());
+    // One that does not look (it predates capabilities) is refused by the server.
+    let (mut raw, _) = board.0.into_parts();
+    let mut buf = [0u8; 256];
+    let hello = encode_hello(40, 1, true, &mut buf).unwrap().to_vec();
+    raw.write_all(&hello).unwrap();
+    assert!(matches!(Frame::parse(&read_frame(&mut raw)), Ok(Frame::Welcome { seq: 40, .. })));
+    let request = encode_request(41, demo::ids::echo, &(&[0x55u8; 150][..],), &mut buf).unwrap().to_vec();
+    raw.write_all(&request).unwrap();
+    assert_eq!(Frame::parse(&read_frame(&mut raw)), Ok(Frame::Status { seq: 41, status: Status::ResourceExhausted }));
     assert_eq!(demo.runs(), 0);
+    let mut board = stub(raw);
     assert_eq!(board.echo(&[1, 2, 3]).unwrap().as_slice(), &[1, 2, 3]);
     drop(board);
     let stats = server.join().unwrap();

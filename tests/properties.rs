@@ -63,14 +63,26 @@ proptest! {
     }
 
     #[test]
-    fn hellos_and_welcomes_round_trip(seq: u16, id: u32, flag: bool, window: u8) {
-        let mut buf = [0u8; 16];
+    fn hellos_and_welcomes_round_trip(
+        seq: u16,
+        id: u32,
+        flag: bool,
+        window: u8,
+        caps in proptest::option::of((any::<u32>(), any::<u32>(), any::<u32>())),
+    ) {
+        let mut buf = [0u8; wirecall::wire::MAX_WELCOME_LEN];
         let wire = encode_hello(seq, id, flag, &mut buf).unwrap().to_vec();
         let decoded = decode_one(&wire);
         prop_assert_eq!(Frame::parse(&decoded), Ok(Frame::Hello { seq, client_id: id, fresh: flag }));
-        let wire = encode_welcome(seq, id, flag, window, &mut buf).unwrap().to_vec();
+        let caps = caps.map(|(rx, tx, f)| wirecall::wire::Capabilities { rx, tx, features: wirecall::wire::Features(f) });
+        let wire = encode_welcome(seq, id, flag, window, caps, &mut buf).unwrap().to_vec();
+        prop_assert_eq!(wirecall::wire::decoded_len(&wire), decode_one(&wire).len() + 2, "with its CRC");
         let decoded = decode_one(&wire);
-        prop_assert_eq!(Frame::parse(&decoded), Ok(Frame::Welcome { seq, boot_id: id, resumed: flag, window }));
+        let Ok(Frame::Welcome { seq: s, boot_id, resumed, window: w, caps: raw }) = Frame::parse(&decoded) else {
+            panic!("a Welcome")
+        };
+        prop_assert_eq!((s, boot_id, resumed, w), (seq, id, flag, window));
+        prop_assert_eq!(raw.get(), Ok(caps));
     }
 
     #[test]
@@ -156,7 +168,7 @@ proptest! {
         }
         let mut buf = [0u8; 32];
         let mut stream = vec![0];
-        stream.extend_from_slice(encode_welcome(100, 1, false, 1, &mut buf).unwrap());
+        stream.extend_from_slice(encode_welcome(100, 1, false, 1, None, &mut buf).unwrap());
         stream.extend_from_slice(encode_reply(101, &value, &mut buf).unwrap());
         let mut rest = stream.as_slice();
         let mut got = None;

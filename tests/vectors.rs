@@ -9,8 +9,9 @@ use wirecall::Instant;
 use wirecall::heapless::String;
 use wirecall::machine::{ClientMachine, Incoming, ServerMachine};
 use wirecall::wire::{
-    Decoded, Frame, FrameDecoder, Status, encode_cancel, encode_credit, encode_end, encode_event, encode_hello,
-    encode_item, encode_oneway, encode_reply, encode_request, encode_status, encode_timed_request, encode_welcome,
+    Capabilities, Decoded, Features, Frame, FrameDecoder, Status, WelcomeCaps, encode_cancel, encode_credit,
+    encode_end, encode_event, encode_extension, encode_hello, encode_item, encode_oneway, encode_reply, encode_request,
+    encode_status, encode_timed_request, encode_welcome,
 };
 
 wirecall::service! {
@@ -37,6 +38,32 @@ impl example::Service for Example {
     }
 }
 
+/// The capabilities of the `welcome` vector: a server with 256-byte buffers and
+/// every optional part (PROTOCOL.md §4.1, §9).
+const CAPS_256: Capabilities = Capabilities {
+    rx: 256,
+    tx: 253,
+    features: Features(Features::TIMED_REQUESTS.0 | Features::CANCEL.0 | Features::STREAMS.0 | Features::EVENTS.0),
+};
+
+/// The Welcome a `ServerMachine<256, 256>` of this build sends to the `hello`
+/// vector: the `welcome` vector when the build has every optional part (the
+/// default features), else the same with fewer feature bits.
+fn welcome_of_this_build() -> Vec<u8> {
+    if Features::BUILT_IN == CAPS_256.features {
+        return vector("welcome");
+    }
+    let mut buf = [0u8; 64];
+    let caps = Capabilities { features: Features::BUILT_IN, ..CAPS_256 };
+    encode_welcome(0xffff, 0, false, 1, Some(caps), &mut buf).unwrap().to_vec()
+}
+
+/// What a server of this build answers: the vector, or for `welcome`, the
+/// Welcome of this build.
+fn answer_of_this_build(name: &str) -> Vec<u8> {
+    if name == "welcome" { welcome_of_this_build() } else { vector(name) }
+}
+
 /// The `name hex` lines of the block in PROTOCOL.md §9.
 fn vectors() -> Vec<(&'static str, Vec<u8>)> {
     let spec = include_str!("../PROTOCOL.md");
@@ -52,12 +79,15 @@ fn vector(name: &str) -> Vec<u8> {
 fn encoded(name: &str) -> Vec<u8> {
     let mut buf = [0u8; 160];
     let frame = match name {
-        "hello" => encode_hello(0xffff, 0, true, &mut buf),
-        "welcome" => encode_welcome(0xffff, 0, false, 1, &mut buf),
+        "hello" | "hello_again" => encode_hello(0xffff, 0, true, &mut buf),
+        "welcome" => encode_welcome(0xffff, 0, false, 1, Some(CAPS_256), &mut buf),
+        "welcome_without_capabilities" => encode_welcome(0xffff, 0, false, 1, None, &mut buf),
+        "extension_to_server" => encode_extension(true, 0, 0xf000, &[1, 2], &mut buf),
+        "extension_to_client" => encode_extension(false, 0, 0xf000, &[1, 2], &mut buf),
         "no_session_status" => encode_status(0, Status::FailedPrecondition, &mut buf),
         "aborted_status" => encode_status(0, Status::Aborted, &mut buf),
         "resume_hello" => encode_hello(3, 0x0102_0304, false, &mut buf),
-        "resumed_welcome" => encode_welcome(3, 0xa1b2_c3d4, true, 1, &mut buf),
+        "resumed_welcome" => encode_welcome(3, 0xa1b2_c3d4, true, 1, None, &mut buf),
         "ping_request" => encode_request(5, wirecall::machine::builtin::PING, &(), &mut buf),
         "ping_reply" => encode_reply(5, &(), &mut buf),
         "add_request" => encode_request(0, 2, &(2i32, 3i32), &mut buf),
@@ -149,11 +179,25 @@ fn decoding_every_vector_gives_its_fields() {
         Frame::Request { seq: 7, method: 0x0180, budget_ms: None, args: &[], oneway: false },
     );
     expect("hello", Frame::Hello { seq: 0xffff, client_id: 0, fresh: true });
-    expect("welcome", Frame::Welcome { seq: 0xffff, boot_id: 0, resumed: false, window: 1 });
+    // The capabilities as sent (three varints), and as read.
+    let caps_256 = [0x80, 0x02, 0xfd, 0x01, 0x0f];
+    expect(
+        "welcome",
+        Frame::Welcome { seq: 0xffff, boot_id: 0, resumed: false, window: 1, caps: WelcomeCaps(&caps_256) },
+    );
+    assert_eq!(WelcomeCaps(&caps_256).get(), Ok(Some(CAPS_256)));
+    expect(
+        "welcome_without_capabilities",
+        Frame::Welcome { seq: 0xffff, boot_id: 0, resumed: false, window: 1, caps: WelcomeCaps::NONE },
+    );
+    expect("hello_again", Frame::Hello { seq: 0xffff, client_id: 0, fresh: true });
     expect("no_session_status", Frame::Status { seq: 0, status: Status::FailedPrecondition });
     expect("aborted_status", Frame::Status { seq: 0, status: Status::Aborted });
     expect("resume_hello", Frame::Hello { seq: 3, client_id: 0x0102_0304, fresh: false });
-    expect("resumed_welcome", Frame::Welcome { seq: 3, boot_id: 0xa1b2_c3d4, resumed: true, window: 1 });
+    expect(
+        "resumed_welcome",
+        Frame::Welcome { seq: 3, boot_id: 0xa1b2_c3d4, resumed: true, window: 1, caps: WelcomeCaps::NONE },
+    );
     expect("ping_request", Frame::Request { seq: 5, method: 0xff00, budget_ms: None, args: &[], oneway: false });
     expect("ping_reply", Frame::Reply { seq: 5, value: &[] });
     #[cfg(feature = "deadlines")]
@@ -196,12 +240,12 @@ fn decoding_every_vector_gives_its_fields() {
 #[test]
 fn a_server_refuses_a_request_whose_budget_is_spent_and_runs_one_with_time_left() {
     for (request, answer) in [("expired_request", "deadline_status"), ("timed_request", "add_reply")] {
-        let mut server = ServerMachine::<64, 64>::new();
+        let mut server = ServerMachine::<256, 256>::new();
         let mut service = example::Dispatcher(Example);
         for (request, answer) in [("hello", "welcome"), (request, answer)] {
             let bytes = vector(request);
             assert_eq!(server.receive(&bytes, Instant::ZERO, &mut service), bytes.len());
-            assert_eq!(hex(server.outgoing()), hex(&vector(answer)), "{request}");
+            assert_eq!(hex(server.outgoing()), hex(&answer_of_this_build(answer)), "{request}");
             server.wrote(server.outgoing().len());
         }
     }
@@ -213,19 +257,19 @@ fn the_example_description_is_the_spec_document() {
     assert_eq!(hex(&postcard::to_allocvec(&example::DESCRIPTION).unwrap()), hex(&example_document()));
     assert_eq!(example::DESCRIPTION.fingerprint().0, 0xde33_f72c_90a6_e335);
     // A server with a transmit buffer large enough answers the vector with the vector.
-    let mut server = ServerMachine::<64, 160>::new();
+    let mut server = ServerMachine::<256, 256>::new();
     let mut service = example::Dispatcher(Example);
     for (request, answer) in [("hello", "welcome"), ("describe_request", "describe_reply")] {
         let bytes = vector(request);
         assert_eq!(server.receive(&bytes, Instant::ZERO, &mut service), bytes.len());
-        assert_eq!(hex(server.outgoing()), hex(&vector(answer)), "{request}");
+        assert_eq!(hex(server.outgoing()), hex(&answer_of_this_build(answer)), "{request}");
         server.wrote(server.outgoing().len());
     }
 }
 
 #[test]
 fn server_plays_the_session_of_the_vectors() {
-    let mut server = ServerMachine::<64, 64>::new();
+    let mut server = ServerMachine::<256, 256>::new();
     let mut service = example::Dispatcher(Example);
     // Before any Hello, a request is refused with FAILED_PRECONDITION.
     let add = vector("add_request");
@@ -240,7 +284,7 @@ fn server_plays_the_session_of_the_vectors() {
     ] {
         let bytes = vector(request);
         assert_eq!(server.receive(&bytes, Instant::ZERO, &mut service), bytes.len());
-        assert_eq!(hex(server.outgoing()), hex(&vector(answer)), "{request}");
+        assert_eq!(hex(server.outgoing()), hex(&answer_of_this_build(answer)), "{request}");
         server.wrote(server.outgoing().len());
     }
     // The built-in ping, in the same session.
@@ -308,7 +352,7 @@ impl example::Service for Counted {
 /// Feeds the whole of `frame` to `server` and returns what it answered (sent at once).
 #[cfg(any(feature = "cancel", feature = "events"))]
 fn answer<S: wirecall::Dispatch>(
-    server: &mut ServerMachine<64, 64>,
+    server: &mut ServerMachine<256, 256>,
     frame: &[u8],
     service: &mut S,
 ) -> std::string::String {
@@ -321,9 +365,9 @@ fn answer<S: wirecall::Dispatch>(
 #[cfg(feature = "cancel")]
 #[test]
 fn a_server_answers_a_cancel_for_a_call_it_never_saw_cancelled_and_never_runs_it() {
-    let mut server = ServerMachine::<64, 64>::new();
+    let mut server = ServerMachine::<256, 256>::new();
     let mut service = example::Dispatcher(Counted::default());
-    assert_eq!(answer(&mut server, &vector("hello"), &mut service), hex(&vector("welcome")));
+    assert_eq!(answer(&mut server, &vector("hello"), &mut service), hex(&welcome_of_this_build()));
     // Call 5 never arrived: the Cancel is its first and final answer.
     assert_eq!(answer(&mut server, &vector("cancel"), &mut service), hex(&vector("cancelled_status")));
     // A copy of the Cancel, and a later copy of the request, get the same answer.
@@ -343,12 +387,12 @@ fn a_server_answers_a_cancel_for_a_call_it_never_saw_cancelled_and_never_runs_it
 #[cfg(feature = "cancel")]
 #[test]
 fn a_server_answers_a_cancel_for_an_answered_call_with_its_answer() {
-    let mut server = ServerMachine::<64, 64>::new();
+    let mut server = ServerMachine::<256, 256>::new();
     let mut service = example::Dispatcher(Counted::default());
-    assert_eq!(answer(&mut server, &vector("hello"), &mut service), hex(&vector("welcome")));
+    assert_eq!(answer(&mut server, &vector("hello"), &mut service), hex(&welcome_of_this_build()));
     assert_eq!(answer(&mut server, &vector("add_request"), &mut service), hex(&vector("add_reply")));
     // Too late: the call ran, and cancelling rolls nothing back.
-    let mut buf = [0u8; 16];
+    let mut buf = [0u8; 32];
     let cancel = encode_cancel(0, &mut buf).unwrap().to_vec();
     assert_eq!(answer(&mut server, &cancel, &mut service), hex(&vector("add_reply")));
     assert_eq!(service.0.runs, 1);
@@ -366,8 +410,8 @@ fn a_client_cancels_a_sent_call_with_the_cancel_vector() {
     let seq = client.start(example::methods::add, &(2i32, 3i32), Instant::ZERO, Instant::from_millis(1000)).unwrap();
     assert_eq!(seq, 5);
     send(&mut client); // the Hello, sequence 4
-    let mut buf = [0u8; 16];
-    let welcome = encode_welcome(4, 0, false, 1, &mut buf).unwrap().to_vec();
+    let mut buf = [0u8; 32];
+    let welcome = encode_welcome(4, 0, false, 1, Some(common::CAPS), &mut buf).unwrap().to_vec();
     assert_eq!(client.receive(&welcome, Instant::ZERO).1, None);
     send(&mut client); // the request, sequence 5
     assert!(client.cancel(5, Instant::ZERO));
@@ -381,11 +425,11 @@ fn a_client_cancels_a_sent_call_with_the_cancel_vector() {
 #[cfg(feature = "events")]
 #[test]
 fn a_one_way_request_is_never_answered_and_takes_its_number() {
-    let mut server = ServerMachine::<64, 64>::new();
+    let mut server = ServerMachine::<256, 256>::new();
     let mut service = example::Dispatcher(Counted::default());
     // Outside a session it is dropped, unanswered.
     assert_eq!(answer(&mut server, &vector("oneway_request"), &mut service), "");
-    assert_eq!(answer(&mut server, &vector("hello"), &mut service), hex(&vector("welcome")));
+    assert_eq!(answer(&mut server, &vector("hello"), &mut service), hex(&welcome_of_this_build()));
     // Method 3 does not exist: refused, and still unanswered.
     assert_eq!(answer(&mut server, &vector("oneway_request"), &mut service), "");
     // Its number is taken: a request under it does not run.
@@ -407,8 +451,8 @@ fn a_client_sends_the_one_way_vector_once_a_session_is_open() {
     assert_eq!(seq, 6);
     let hello = client.outgoing().to_vec();
     client.wrote(hello.len());
-    let mut buf = [0u8; 16];
-    let welcome = encode_welcome(5, 0, false, 1, &mut buf).unwrap().to_vec();
+    let mut buf = [0u8; 32];
+    let welcome = encode_welcome(5, 0, false, 1, Some(common::CAPS), &mut buf).unwrap().to_vec();
     assert_eq!(client.receive(&welcome, Instant::ZERO).1, None);
     let out = client.outgoing().to_vec();
     assert_eq!(hex(&out), hex(&vector("oneway_request")));
@@ -419,7 +463,7 @@ fn a_client_sends_the_one_way_vector_once_a_session_is_open() {
 #[cfg(feature = "events")]
 #[test]
 fn a_server_emits_the_event_vector_and_a_client_delivers_it() {
-    let mut server = ServerMachine::<64, 64>::new();
+    let mut server = ServerMachine::<256, 256>::new();
     server.emit(wirecall::Topic::<u16>::new(1), &1234).unwrap();
     assert_eq!(hex(server.outgoing()), hex(&vector("event")), "the first event is number 0, session or not");
     let mut client = ClientMachine::<64, 64>::new();
@@ -441,8 +485,8 @@ fn a_client_plays_the_stream_vectors() {
     let seq = client.start_stream(method, &(), 4, Instant::ZERO, Instant::from_millis(1000)).unwrap();
     assert_eq!(seq, 5);
     send(&mut client); // the Hello, sequence 4
-    let mut buf = [0u8; 16];
-    let welcome = encode_welcome(4, 0, false, 1, &mut buf).unwrap().to_vec();
+    let mut buf = [0u8; 32];
+    let welcome = encode_welcome(4, 0, false, 1, Some(common::CAPS), &mut buf).unwrap().to_vec();
     assert_eq!(client.receive(&welcome, Instant::ZERO).1, None);
     assert_eq!(send(&mut client), hex(encode_request(5, 4, &(), &mut buf).unwrap()));
     // The credit follows the request.

@@ -25,7 +25,18 @@ fn reencode(frame: &Frame<'_>, buf: &mut [u8]) -> Option<usize> {
         Frame::Reply { seq, value } => encode_reply(seq, &Encoded(value), buf),
         Frame::Status { seq, status } => encode_status(seq, status, buf),
         Frame::Hello { seq, client_id, fresh } => encode_hello(seq, client_id, fresh, buf),
-        Frame::Welcome { seq, boot_id, resumed, window } => encode_welcome(seq, boot_id, resumed, window, buf),
+        Frame::Welcome { seq, boot_id, resumed, window, caps } => {
+            // Capabilities that do not parse drop the frame at the client. Those
+            // that do re-encode alike only in their shortest form with nothing
+            // after them (reserved bytes); others are skipped.
+            let n = encode_welcome(seq, boot_id, resumed, window, caps.get().ok()?, buf).ok()?.len();
+            let mut check = FrameDecoder::<64>::new();
+            let _ = check.feed(buf.get(..n)?);
+            match Frame::parse(check.frame()) {
+                Ok(Frame::Welcome { caps: again, .. }) if again == caps => Ok(buf.get(..n)?),
+                _ => return None,
+            }
+        }
     };
     encoded.ok().map(<[u8]>::len)
 }

@@ -332,12 +332,6 @@ impl<L: Link, C: Clock, const RX: usize, const TX: usize, const W: usize> Client
                 {
                     self.machine.count_retry();
                     earlier = Some(keep_earlier(earlier, error));
-                    // Paced like retransmissions: a server that is busy now may
-                    // not be in a few milliseconds. Events are handled meanwhile.
-                    let made = self.machine.retry_policy().attempts.saturating_sub(attempts_left);
-                    let wait = self.machine.retry_policy().backoff_after(made);
-                    let until = self.clock.now().plus_micros(wait).min(deadline);
-                    self.run(Some(until), |_| Flow::<()>::Continue);
                 }
                 Err(error) => return Err(keep_earlier(earlier, error)),
                 Ok(value) => return Ok(value),

@@ -34,7 +34,8 @@ impl Side {
     /// The machine a frame whose byte 0 is `first` is for.
     pub const fn of(first: u8) -> Side {
         match first & 0x0F {
-            1 | 4 | 6 | 7 | 8 | 11 => Side::Server,
+            // Kinds 13 and 14 are the extensions to the server and to the client.
+            1 | 4 | 6 | 7 | 8 | 11 | 13 => Side::Server,
             _ => Side::Client,
         }
     }

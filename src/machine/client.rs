@@ -25,7 +25,9 @@ use super::{PREAMBLE, Receiver};
 use crate::error::Error;
 use crate::stats::{LinkStats, count, count_link};
 use crate::time::{Instant, duration_micros};
-use crate::wire::{Decoded, Frame, HEADER_LEN, Status, encode_hello, encode_request, seq_after};
+use crate::wire::{
+    Capabilities, Decoded, Feature, Features, Frame, HEADER_LEN, Status, encode_hello, encode_request, seq_after,
+};
 
 /// A method as the client calls it: its id, and whether running it twice does
 /// no more than running it once.
@@ -98,7 +100,7 @@ impl RetryPolicy {
     };
 
     /// The wait before send number `attempt + 1`, for `attempt >= 1`, in microseconds.
-    pub(crate) fn backoff_after(&self, attempt: u8) -> u64 {
+    fn backoff_after(&self, attempt: u8) -> u64 {
         let doublings = u32::from(attempt.saturating_sub(1)).min(16);
         duration_micros(self.backoff).saturating_mul(1 << doublings).min(duration_micros(self.max_backoff))
     }
@@ -252,6 +254,24 @@ impl<const TX: usize> Slot<TX> {
 struct Session {
     boot_id: u32,
     window: u8,
+    /// The optional parts the Welcome announced: none from a server that
+    /// predates capabilities (PROTOCOL.md §4.1).
+    features: Features,
+    /// The longest decoded frame the server receives; `u32::MAX` if not announced.
+    rx: u32,
+}
+
+impl Session {
+    fn new(boot_id: u32, window: u8, caps: Option<Capabilities>) -> Self {
+        match caps {
+            Some(caps) => Session { boot_id, window, features: caps.features, rx: caps.rx },
+            None => Session { boot_id, window, features: Features::NONE, rx: u32::MAX },
+        }
+    }
+
+    const fn features(&self) -> Features {
+        self.features
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -286,8 +306,9 @@ const HELLO: usize = 13;
 /// frame (3 + 5 decoded bytes, CRC, COBS and delimiter: 12 bytes on the wire).
 const CONTROL: usize = 13;
 
-/// The smallest receive buffer a client can have: one decoded Welcome frame.
-const MIN_RX: usize = 11;
+/// The smallest receive buffer a client can have: the longest decoded Welcome
+/// frame (with capabilities, PROTOCOL.md §4.1).
+const MIN_RX: usize = 26;
 
 /// The smallest transmit buffer a client can have: a preamble and the shortest
 /// request frame on the wire (6 decoded bytes, 1 of COBS overhead, the delimiter).
@@ -410,6 +431,48 @@ enum Send {
     },
 }
 
+impl Send {
+    /// The optional part of the protocol the server must have for it.
+    const fn needs(self) -> Option<Feature> {
+        match self {
+            Send::Request => None,
+            #[cfg(feature = "events")]
+            Send::OneWay => Some(Feature::Events),
+            #[cfg(feature = "streams")]
+            Send::Stream { .. } => Some(Feature::Streams),
+        }
+    }
+}
+
+impl Shape {
+    /// The optional part of the protocol the server must have for it.
+    const fn needs(self) -> Option<Feature> {
+        match self {
+            Shape::Unary => None,
+            #[cfg(feature = "events")]
+            Shape::OneWay => Some(Feature::Events),
+            #[cfg(feature = "streams")]
+            Shape::Stream { .. } => Some(Feature::Streams),
+        }
+    }
+}
+
+/// Whether the server of `session` can take a call that needs `needs`, whose
+/// encoded request frame is `frame` (PROTOCOL.md §4.1).
+fn session_allows(session: Session, needs: Option<Feature>, frame: &[u8]) -> Result<(), Error> {
+    if let Some(feature) = needs {
+        if !session.features().has(feature) {
+            return Err(Error::Unsupported(feature));
+        }
+    }
+    let len = crate::wire::decoded_len(frame);
+    if len > session.rx as usize {
+        let len = u16::try_from(len).unwrap_or(u16::MAX);
+        return Err(Error::TooLargeForServer { len, max: u16::try_from(session.rx).unwrap_or(u16::MAX) });
+    }
+    Ok(())
+}
+
 impl<const RX: usize, const TX: usize, const W: usize> ClientMachine<RX, TX, W> {
     /// A client with id 0 whose first frame uses sequence number 0.
     pub const fn new() -> Self {
@@ -419,7 +482,7 @@ impl<const RX: usize, const TX: usize, const W: usize> ClientMachine<RX, TX, W> 
     /// A client with `client_id` (reported to the server, for diagnostics) whose
     /// first frame uses sequence number `first_seq`.
     pub const fn with_identity(client_id: u32, first_seq: u16) -> Self {
-        const { assert!(RX >= MIN_RX, "a client's RX buffer must hold a decoded Welcome frame (11 bytes)") };
+        const { assert!(RX >= MIN_RX, "a client's RX buffer must hold a decoded Welcome frame (26 bytes)") };
         const { assert!(TX >= MIN_TX, "a client's TX buffer must hold a preamble and a request frame (9 bytes)") };
         const { assert!(W >= 1 && W <= 32, "a client has 1 to 32 calls in flight") };
         ClientMachine {
@@ -618,7 +681,9 @@ impl<const RX: usize, const TX: usize, const W: usize> ClientMachine<RX, TX, W> 
             #[cfg(feature = "events")]
             Send::OneWay => crate::wire::encode_oneway(seq, method.id, args, body),
             #[cfg(feature = "deadlines")]
-            _ if self.budget_on_wire => {
+            // Before the Welcome the server's capabilities are unknown: the frame
+            // is made timed and made plain when the Welcome says so (`welcome`).
+            _ if self.budget_on_wire && self.session.is_none_or(|s| s.features().has(Feature::TimedRequests)) => {
                 // Retransmissions repeat these bytes: the budget is the one at the
                 // start, so a server may see more time than is left (never less).
                 let left = deadline.saturating_duration_since(now);
@@ -629,6 +694,10 @@ impl<const RX: usize, const TX: usize, const W: usize> ClientMachine<RX, TX, W> 
         };
         let frame_len = frame.map_err(|_| Error::RequestTooLarge)?.len();
         slot.tx_len = 1 + frame_len;
+        if let Some(session) = self.session {
+            // Refused here, nothing sent, if the server cannot take it (§4.1).
+            session_allows(session, send.needs(), slot.tx.get(1..slot.tx_len).unwrap_or(&[]))?;
+        }
         let shape = match send {
             Send::Request => Shape::Unary,
             #[cfg(feature = "events")]
@@ -721,16 +790,23 @@ impl<const RX: usize, const TX: usize, const W: usize> ClientMachine<RX, TX, W> 
     /// already run: cancelling rolls nothing back), a stream's End counting
     /// the items sent, or an unknown outcome if no answer comes by the deadline.
     ///
-    /// Returns `false` if no such call is in flight.
+    /// Returns `false` if no such call is in flight, or if its request was
+    /// sent and the server's Welcome does not announce Cancel (PROTOCOL.md
+    /// §4.1): the server cannot be told, and the call goes on to its answer.
     #[cfg(feature = "cancel")]
     pub fn cancel(&mut self, seq: u16, now: Instant) -> bool {
         let Some(call) = self.slots.iter_mut().filter_map(|s| s.call.as_mut()).find(|c| c.seq == seq) else {
             return false;
         };
+        let unsent = !call.frame_sent && !call.resuming;
+        if !unsent && self.session.is_some_and(|s| !s.features().has(Feature::Cancel)) {
+            // The server cannot be told (§4.1): the call goes on to its answer.
+            return false;
+        }
         if !call.cancelled {
             call.cancelled = true;
             call.attempts = 0;
-            if !call.frame_sent && !call.resuming {
+            if unsent {
                 // No byte of its frame left: it ends at the next poll, not executed,
                 // and its request, if it waits in `outgoing`, is withdrawn.
                 let seq = call.seq;
@@ -1128,8 +1204,12 @@ impl<const RX: usize, const TX: usize, const W: usize> ClientMachine<RX, TX, W> 
         } else {
             &mut self.stats.link.frames_in
         });
-        if let Frame::Welcome { seq, boot_id, resumed, window } = frame {
-            return self.welcome(seq, boot_id, resumed, window, now);
+        if let Frame::Welcome { seq, boot_id, resumed, window, caps } = frame {
+            let Ok(caps) = caps.get() else {
+                count!(self.stats.link.dropped_malformed);
+                return None;
+            };
+            return self.welcome(seq, Session::new(boot_id, window, caps), resumed, now);
         }
         #[cfg(feature = "events")]
         if let Frame::Event { seq, topic, .. } = frame {
@@ -1243,7 +1323,7 @@ impl<const RX: usize, const TX: usize, const W: usize> ClientMachine<RX, TX, W> 
     }
 
     /// A Welcome: opens the session if it answers our Hello.
-    fn welcome(&mut self, seq: u16, boot_id: u32, resumed: bool, window: u8, now: Instant) -> Option<Deliver> {
+    fn welcome(&mut self, seq: u16, session: Session, resumed: bool, now: Instant) -> Option<Deliver> {
         match self.handshake {
             Some(h) if h.seq == seq => {}
             _ => {
@@ -1262,13 +1342,36 @@ impl<const RX: usize, const TX: usize, const W: usize> ClientMachine<RX, TX, W> 
         }
         self.fresh = false;
         self.handshake = None;
-        self.session = Some(Session { boot_id, window });
-        wc_debug!("session open: boot={} resumed={}", boot_id, resumed);
+        self.session = Some(session);
+        wc_debug!("session open: boot={} resumed={}", session.boot_id, resumed);
         let mut lost = None;
         for i in 0..W {
-            let Some(call) = self.slots.get_mut(i).and_then(|s| s.call.as_mut()) else { continue };
+            let Some(slot) = self.slots.get_mut(i) else { continue };
+            let Some(call) = slot.call.as_mut() else { continue };
             if call.ended.is_some() {
                 continue;
+            }
+            if call.phase == Phase::Queued && !call.frame_sent && !call.resuming {
+                // Never sent: checked against what this server can take (§4.1).
+                let frame = slot.tx.get(1..slot.tx_len).unwrap_or(&[]);
+                if let Err(error) = session_allows(session, call.shape.needs(), frame) {
+                    call.end(error, now);
+                    continue;
+                }
+                #[cfg(feature = "deadlines")]
+                if !session.features().has(Feature::TimedRequests)
+                    && crate::wire::encoded_kind(frame) == Some(crate::wire::Kind::TimedRequest)
+                {
+                    // Sent as a plain Request: the budget is advice (§4.1).
+                    let frame = slot.tx.get_mut(1..slot.tx_len).unwrap_or(&mut []);
+                    match crate::wire::strip_budget(frame) {
+                        Some(len) => slot.tx_len = 1 + len,
+                        None => {
+                            call.end(Error::RequestTooLarge, now);
+                            continue;
+                        }
+                    }
+                }
             }
             if !resumed && (call.resuming || call.phase != Phase::Queued) {
                 // The server no longer knows this call; it must not run it blindly.
@@ -1407,6 +1510,8 @@ mod tests {
     }
 
     const T0: Instant = Instant::from_millis(0);
+    /// A server with 256-byte buffers and every optional part this build has.
+    const CAPS: Capabilities = Capabilities { rx: 256, tx: 253, features: Features::BUILT_IN };
     const DEADLINE: Instant = Instant::from_millis(1000);
     const ADD: Method = Method::new(2);
 
@@ -1420,7 +1525,7 @@ mod tests {
     }
 
     fn welcome(seq: u16, resumed: bool) -> Vec<u8> {
-        frame(|b| encode_welcome(seq, 77, resumed, 1, b))
+        frame(|b| encode_welcome(seq, 77, resumed, 1, Some(CAPS), b))
     }
 
     /// Takes everything the machine wants to send.
@@ -1450,7 +1555,7 @@ mod tests {
         let mut m = Machine::new();
         m.start(ADD, &(0i32, 0i32), T0, DEADLINE).unwrap();
         take(&mut m);
-        assert_eq!(m.receive(&welcome(0, false), T0), (13, None));
+        assert_eq!(m.receive(&welcome(0, false), T0), (welcome(0, false).len(), None));
         take(&mut m);
         assert_eq!(done(m.receive(&reply(1, 0), T0).1), Some(Ok(&[0x00][..])));
         m
@@ -1464,7 +1569,7 @@ mod tests {
         assert_eq!(hello[0], 0x00, "preamble before the first frame");
         assert_eq!(frames(&hello), [[0x14, 0, 0, 0, 0, 0, 0, 1]]);
         assert!(m.outgoing().is_empty(), "the request waits for the Welcome");
-        assert_eq!(m.receive(&welcome(0, false), T0), (13, None));
+        assert_eq!(m.receive(&welcome(0, false), T0), (welcome(0, false).len(), None));
         assert_eq!(m.boot_id(), Some(77));
         let request = take(&mut m);
         assert_eq!(request.len(), 10, "no preamble once the session is open");
@@ -1595,7 +1700,7 @@ mod tests {
         m.link_failed();
         m.resume(T0, DEADLINE).unwrap();
         take(&mut m);
-        assert_eq!(m.receive(&welcome(3, true), T0), (13, None));
+        assert_eq!(m.receive(&welcome(3, true), T0), (welcome(3, true).len(), None));
         let again = take(&mut m);
         assert_eq!(frames(&again), [[0x11, 2, 0, 2, 4, 6]]);
         assert_eq!(done(m.receive(&reply(2, 5), T0).1), Some(Ok(&[0x0a][..])));
@@ -1650,12 +1755,12 @@ mod tests {
 
     #[test]
     fn a_reply_too_large_for_the_buffer_ran_and_is_lost() {
-        let mut m = ClientMachine::<12, 32>::new();
+        let mut m = ClientMachine::<26, 32>::new();
         m.start(ADD, &(), T0, DEADLINE).unwrap();
         m.wrote(m.outgoing().len());
         m.receive(&welcome(0, false), T0);
         m.wrote(m.outgoing().len());
-        let big = frame(|b| encode_reply(1, &[7u8; 20], b));
+        let big = frame(|b| encode_reply(1, &[7u8; 30], b));
         assert_eq!(done(m.receive(&big, T0).1), Some(Err(Error::ReplyTooLarge)));
         assert_counted!(m.stats().link.dropped_too_long, 1);
     }
@@ -1673,8 +1778,8 @@ mod tests {
     }
 
     #[test]
-    fn the_smallest_transmit_buffer_can_make_a_call() {
-        let mut m = ClientMachine::<11, 9>::new();
+    fn the_smallest_buffers_can_make_a_call() {
+        let mut m = ClientMachine::<26, 9>::new();
         assert!(m.start(ADD, &(), T0, DEADLINE).is_ok());
     }
 }

@@ -29,7 +29,7 @@ use serde::Serialize;
 use super::Receiver;
 use crate::stats::{LinkStats, count, count_link};
 use crate::time::Instant;
-use crate::wire::{Decoded, Frame, Status, encode_reply, encode_status, encode_welcome, seq_after};
+use crate::wire::{Capabilities, Decoded, Features, Frame, Status, encode_reply, encode_status, seq_after};
 
 /// Server counters: what the built-in `stats` method returns, fields in order.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -295,9 +295,12 @@ impl<D: Dispatch + ?Sized> Dispatch for &mut D {
 /// The smallest transmit buffer a server can have: one Status frame.
 const MIN_TX: usize = 8;
 
-/// The smallest receive buffer a server can have: a decoded Hello frame (10
-/// bytes), and an encoded Welcome (13), which is written into it.
-const MIN_RX: usize = 13;
+/// Bytes of the encoded Welcome a server with these capabilities sends: 9 of
+/// header and fixed fields, the three varints, the CRC, one COBS code byte and
+/// the delimiter (16 to 28).
+const fn welcome_len(caps: Capabilities) -> usize {
+    9 + caps.encoded().1 + 2 + 2
+}
 
 /// The methods a server answers itself with feature `builtins` (on by
 /// default), on ids above [`MAX_APP_METHOD_ID`](crate::wire::MAX_APP_METHOD_ID)
@@ -504,6 +507,21 @@ enum Seen {
 }
 
 impl<const RX: usize, const TX: usize, const W: usize> ServerMachine<RX, TX, W> {
+    /// What its Welcome announces (PROTOCOL.md §4.1): the longest decoded
+    /// frame it receives (`RX`) and sends (`TX` less the COBS overhead and
+    /// delimiter it must hold), and the optional parts this build implements.
+    pub const CAPABILITIES: Capabilities = Capabilities {
+        rx: if RX > u32::MAX as usize { u32::MAX } else { RX as u32 },
+        tx: {
+            let tx = TX.saturating_sub(crate::wire::stream_overhead(TX));
+            if tx > u32::MAX as usize { u32::MAX } else { tx as u32 }
+        },
+        features: Features::BUILT_IN,
+    };
+
+    /// [`CAPABILITIES`](Self::CAPABILITIES) as its Welcome carries them.
+    const CAPABILITIES_ENCODED: ([u8; crate::wire::MAX_CAPS_LEN], usize) = Self::CAPABILITIES.encoded();
+
     /// An idle server with boot id 0.
     pub const fn new() -> Self {
         Self::with_boot_id(0)
@@ -515,7 +533,12 @@ impl<const RX: usize, const TX: usize, const W: usize> ServerMachine<RX, TX, W> 
     pub const fn with_boot_id(boot_id: u32) -> Self {
         const { assert!(TX >= MIN_TX, "a server's TX buffer must hold a Status frame (8 bytes)") };
         const { assert!(TX <= u16::MAX as usize, "a server's TX buffer holds at most 65,535 bytes") };
-        const { assert!(RX >= MIN_RX, "a server's RX buffer must hold an encoded Welcome frame (13 bytes)") };
+        const {
+            assert!(
+                RX >= welcome_len(Self::CAPABILITIES),
+                "a server's RX buffer must hold a decoded Hello (10 bytes) and its encoded Welcome (16 to 28 bytes)"
+            )
+        };
         const { assert!(W >= 1 && W <= 32, "a server's window W is 1 to 32 answers") };
         #[cfg(not(feature = "pipelining"))]
         const {
@@ -784,8 +807,16 @@ impl<const RX: usize, const TX: usize, const W: usize> ServerMachine<RX, TX, W> 
                     self.forget_answers();
                 }
                 wc_debug!("hello seq={} client={} resumed={}", seq, client_id, resumed);
-                self.small_len =
-                    frame_len(encode_welcome(seq, self.boot_id, resumed, W as u8, self.rx.decoder.buffer()));
+                let (caps, len) = Self::CAPABILITIES_ENCODED;
+                let caps = caps.get(..len).unwrap_or(&[]);
+                self.small_len = frame_len(crate::wire::encode_welcome_raw(
+                    seq,
+                    self.boot_id,
+                    resumed,
+                    W as u8,
+                    caps,
+                    self.rx.decoder.buffer(),
+                ));
                 self.out = Out::Small { sent: 0 };
             }
             Frame::Request { seq, method, budget_ms, args, oneway } => {
@@ -1138,10 +1169,20 @@ mod tests {
         }
     }
 
+    /// A decoded Welcome's fixed part followed by the test server's capabilities:
+    /// rx 64, tx 62, and this build's feature bits.
+    fn with_caps(fixed: &[u8]) -> Vec<u8> {
+        let caps = Server::CAPABILITIES;
+        assert_eq!((caps.rx, caps.tx, caps.features), (64, 62, Features::BUILT_IN));
+        let mut bytes = fixed.to_vec();
+        bytes.extend(postcard::to_allocvec(&(caps.rx, caps.tx, caps.features.0)).unwrap());
+        bytes
+    }
+
     /// A server with a session for client 7, fresh.
     fn open(echo: &mut Echo) -> Server {
         let mut server = Server::new();
-        assert_eq!(exchange(&mut server, &hello(100, 7, true), echo), [[0x15, 100, 0, 0, 0, 0, 0, 0, 1]]);
+        assert_eq!(exchange(&mut server, &hello(100, 7, true), echo), [with_caps(&[0x15, 100, 0, 0, 0, 0, 0, 0, 1])]);
         server
     }
 
@@ -1153,7 +1194,7 @@ mod tests {
         assert_eq!(answers, [[0x13, 5, 0, 9]], "FAILED_PRECONDITION");
         assert_counted!((echo.runs, server.stats().no_session), (0, 1));
         let answers = exchange(&mut server, &hello(6, 7, true), &mut echo);
-        assert_eq!(answers, [[0x15, 6, 0, 1, 2, 3, 4, 0, 1]], "Welcome: boot id, not resumed, window 1");
+        assert_eq!(answers, [with_caps(&[0x15, 6, 0, 1, 2, 3, 4, 0, 1])], "Welcome: boot id, not resumed, window 1");
         let answers = exchange(&mut server, &request(7, 1, &(1u32,)), &mut echo);
         assert_eq!(answers, [[0x12, 7, 0, 0x54]]);
         assert_eq!(echo.runs, 1);

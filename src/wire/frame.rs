@@ -99,6 +99,89 @@ impl Kind {
     }
 }
 
+/// The optional parts of the protocol a server implements: the `features` of
+/// its [`Capabilities`] (PROTOCOL.md §4.1), one bit each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Features(pub u32);
+
+impl Features {
+    /// None of the optional parts: what a Welcome without capabilities announces.
+    pub const NONE: Features = Features(0);
+    /// Timed Requests (kind 6).
+    pub const TIMED_REQUESTS: Features = Features(1 << 0);
+    /// Cancel (kind 7).
+    pub const CANCEL: Features = Features(1 << 1);
+    /// Server streams (kinds 8, 9, 10).
+    pub const STREAMS: Features = Features(1 << 2);
+    /// One-way calls and events (kinds 11, 12).
+    pub const EVENTS: Features = Features(1 << 3);
+
+    /// Those this build implements, by its crate features (`deadlines`,
+    /// `cancel`, `streams`, `events`).
+    pub const BUILT_IN: Features = Features(
+        (if cfg!(feature = "deadlines") { Self::TIMED_REQUESTS.0 } else { 0 })
+            | (if cfg!(feature = "cancel") { Self::CANCEL.0 } else { 0 })
+            | (if cfg!(feature = "streams") { Self::STREAMS.0 } else { 0 })
+            | (if cfg!(feature = "events") { Self::EVENTS.0 } else { 0 }),
+    );
+
+    /// Whether every bit of `other` is set.
+    pub const fn contains(self, other: Features) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// Whether `feature`'s bit is set.
+    pub const fn has(self, feature: Feature) -> bool {
+        self.contains(feature.bit())
+    }
+}
+
+/// One optional part of the protocol (PROTOCOL.md §4.1): what a call that the
+/// server cannot take needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Feature {
+    /// Timed Requests (kind 6), feature bit 0.
+    TimedRequests = 0,
+    /// Cancel (kind 7), bit 1.
+    Cancel = 1,
+    /// Server streams (kinds 8, 9, 10), bit 2.
+    Streams = 2,
+    /// One-way calls and events (kinds 11, 12), bit 3.
+    Events = 3,
+}
+
+impl Feature {
+    /// Its bit in a Welcome's `features`.
+    pub const fn bit(self) -> Features {
+        Features(1 << self as u32)
+    }
+
+    /// Its name, for messages: "the server does not implement streams".
+    pub const fn name(self) -> &'static str {
+        match self {
+            Feature::TimedRequests => "Timed Requests",
+            Feature::Cancel => "Cancel",
+            Feature::Streams => "streams",
+            Feature::Events => "one-way calls and events",
+        }
+    }
+}
+
+/// What a server announces in its Welcome (PROTOCOL.md §4.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Capabilities {
+    /// The longest decoded frame (header, payload, CRC) the server can receive.
+    pub rx: u32,
+    /// The longest decoded frame the server can send.
+    pub tx: u32,
+    /// The optional parts of the protocol it implements.
+    pub features: Features,
+}
+
 /// A parsed frame, borrowing its payload from the receive buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -195,7 +278,36 @@ pub enum Frame<'a> {
         resumed: bool,
         /// How many answers the server caches.
         window: u8,
+        /// What else the server can do, as sent: read it with
+        /// [`WelcomeCaps::get`]. (Kept raw so a frame stays small to move, and a
+        /// server, which never reads a Welcome, carries no code for it.)
+        caps: WelcomeCaps<'a>,
     },
+}
+
+/// The capabilities at the end of a Welcome (PROTOCOL.md §4.1), as sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct WelcomeCaps<'a>(pub &'a [u8]);
+
+impl WelcomeCaps<'_> {
+    /// None sent: the Welcome of a server that predates capabilities.
+    pub const NONE: WelcomeCaps<'static> = WelcomeCaps(&[]);
+
+    /// The capabilities; `None` if the Welcome ended after its window.
+    ///
+    /// # Errors
+    /// [`ParseError`] when the bytes are not three varints that fit in `u32`
+    /// (bytes after them are reserved and ignored).
+    pub fn get(&self) -> Result<Option<Capabilities>, ParseError> {
+        if self.0.is_empty() {
+            return Ok(None);
+        }
+        let (rx, rest) = varint_u32(self.0)?;
+        let (tx, rest) = varint_u32(rest)?;
+        let (features, _) = varint_u32(rest)?;
+        Ok(Some(Capabilities { rx, tx, features: Features(features) }))
+    }
 }
 
 /// Why a decoded frame (CRC already good) could not be parsed.
@@ -289,11 +401,12 @@ impl<'a> Frame<'a> {
                 _ => Err(ParseError::TooShort),
             },
             Kind::Welcome => match body {
-                [a, b, c, d, flags, window, ..] => Ok(Frame::Welcome {
+                [a, b, c, d, flags, window, rest @ ..] => Ok(Frame::Welcome {
                     seq,
                     boot_id: u32::from_le_bytes([*a, *b, *c, *d]),
                     resumed: flags & 1 != 0,
                     window: *window,
+                    caps: WelcomeCaps(rest),
                 }),
                 _ => Err(ParseError::TooShort),
             },
@@ -336,6 +449,24 @@ impl<'a> Frame<'a> {
             Frame::Welcome { .. } => Kind::Welcome,
         }
     }
+}
+
+/// Reads a `u32` varint as postcard writes it (at most 5 bytes, the value in
+/// 32 bits), by hand: a client firmware reads no other `u32` varint, and this
+/// costs less than postcard's generic decoder.
+fn varint_u32(bytes: &[u8]) -> Result<(u32, &[u8]), ParseError> {
+    let mut value: u32 = 0;
+    for (i, &byte) in bytes.iter().enumerate().take(5) {
+        let part = u32::from(byte & 0x7F);
+        if i == 4 && part > 0x0F {
+            return Err(ParseError::Malformed);
+        }
+        value |= part << (7 * i);
+        if byte & 0x80 == 0 {
+            return Ok((value, bytes.get(i + 1..).unwrap_or(&[])));
+        }
+    }
+    Err(if bytes.len() < 5 { ParseError::TooShort } else { ParseError::Malformed })
 }
 
 /// Reads a varint field of a header.
@@ -514,14 +645,154 @@ pub fn encode_hello(seq: u16, client_id: u32, fresh: bool, buf: &mut [u8]) -> Re
     encode(&Encoded(&[version_kind(Kind::Hello), lo, hi, a, b, c, d, u8::from(fresh)]), buf)
 }
 
-/// Encodes a complete Welcome frame into `buf`.
+/// The most bytes an encoded Welcome takes on the wire: 26 decoded (with the
+/// longest capabilities), one of COBS overhead and the delimiter.
+pub const MAX_WELCOME_LEN: usize = 28;
+
+/// Encodes a complete Welcome frame into `buf`, with the server's capabilities
+/// unless `caps` is `None` (the form of a server that predates them).
 ///
 /// # Errors
-/// [`BufferFull`] when `buf` is shorter than the 12 bytes a Welcome takes.
-pub fn encode_welcome(seq: u16, boot_id: u32, resumed: bool, window: u8, buf: &mut [u8]) -> Result<&[u8], BufferFull> {
+/// [`BufferFull`] when `buf` is too short: 12 bytes without capabilities, at
+/// most [`MAX_WELCOME_LEN`] with.
+pub fn encode_welcome(
+    seq: u16,
+    boot_id: u32,
+    resumed: bool,
+    window: u8,
+    caps: Option<Capabilities>,
+    buf: &mut [u8],
+) -> Result<&[u8], BufferFull> {
+    let (bytes, len) = match caps {
+        Some(caps) => caps.encoded(),
+        None => ([0; MAX_CAPS_LEN], 0),
+    };
+    encode_welcome_raw(seq, boot_id, resumed, window, bytes.get(..len).unwrap_or(&[]), buf)
+}
+
+/// [`encode_welcome`] with the capabilities already encoded (a server computes
+/// them at compile time, so a firmware carries no code to encode them).
+pub(crate) fn encode_welcome_raw<'b>(
+    seq: u16,
+    boot_id: u32,
+    resumed: bool,
+    window: u8,
+    caps: &[u8],
+    buf: &'b mut [u8],
+) -> Result<&'b [u8], BufferFull> {
     let [lo, hi] = seq.to_le_bytes();
     let [a, b, c, d] = boot_id.to_le_bytes();
-    encode(&Encoded(&[version_kind(Kind::Welcome), lo, hi, a, b, c, d, u8::from(resumed), window]), buf)
+    // One byte string, so the frame goes through the same `encode` as a Status
+    // (a server's capabilities are constants: this folds to stores).
+    let cap = |i: usize| caps.get(i).copied().unwrap_or(0);
+    #[rustfmt::skip]
+    let body = [
+        version_kind(Kind::Welcome), lo, hi, a, b, c, d, u8::from(resumed), window,
+        cap(0), cap(1), cap(2), cap(3), cap(4), cap(5), cap(6), cap(7), cap(8), cap(9), cap(10), cap(11), cap(12),
+        cap(13), cap(14),
+    ];
+    encode(&Encoded(body.get(..9 + caps.len().min(MAX_CAPS_LEN)).unwrap_or(&body)), buf)
+}
+
+/// The most bytes a Welcome's capabilities take: three varints of up to 5.
+pub const MAX_CAPS_LEN: usize = 15;
+
+impl Capabilities {
+    /// The capabilities as a Welcome carries them (three varints), and how
+    /// many bytes of the array that is. `const`, so a server's are computed
+    /// at compile time.
+    pub const fn encoded(&self) -> ([u8; MAX_CAPS_LEN], usize) {
+        let mut bytes = [0u8; MAX_CAPS_LEN];
+        let mut len = 0;
+        let fields = [self.rx, self.tx, self.features.0];
+        let mut f = 0;
+        while f < fields.len() {
+            let mut n = fields[f];
+            while n >= 0x80 {
+                bytes[len] = (n as u8) | 0x80;
+                len += 1;
+                n >>= 7;
+            }
+            bytes[len] = n as u8;
+            len += 1;
+            f += 1;
+        }
+        (bytes, len)
+    }
+}
+
+/// Encodes a complete Extension frame (PROTOCOL.md §4.2): kind 13, to the
+/// server, if `to_server`, else kind 14, to the client; `sub_kind` and then
+/// `rest`, the bytes the sub-kind defines.
+///
+/// # Errors
+/// [`BufferFull`] when `buf` is too small.
+pub fn encode_extension<'b>(
+    to_server: bool,
+    seq: u16,
+    sub_kind: u16,
+    rest: &[u8],
+    buf: &'b mut [u8],
+) -> Result<&'b [u8], BufferFull> {
+    let kind = (VERSION << 4) | if to_server { 13 } else { 14 };
+    encode(&(kind, seq.to_le_bytes(), sub_kind, Encoded(rest)), buf)
+}
+
+/// The length of one encoded frame once decoded (header, payload, CRC), as the
+/// receiver's buffer holds it; `encoded` may end with its delimiter.
+pub fn decoded_len(encoded: &[u8]) -> usize {
+    let body = match encoded.split_last() {
+        Some((0, body)) => body,
+        _ => encoded,
+    };
+    let (mut len, mut i) = (0, 0);
+    while let Some(&code) = body.get(i) {
+        let code = usize::from(code);
+        if code == 0 {
+            break;
+        }
+        len += code - 1;
+        i += code;
+        // A block shorter than 254 data bytes stands for a zero after it, unless it is the last.
+        if code < 0xFF && i < body.len() {
+            len += 1;
+        }
+    }
+    len
+}
+
+/// The kind of an encoded frame, read without decoding it: byte 0 of a frame is
+/// never 0x00, so the first COBS code byte is followed by it.
+pub fn encoded_kind(encoded: &[u8]) -> Option<Kind> {
+    match encoded {
+        [code, first, ..] if *code >= 2 && first >> 4 == VERSION => Kind::from_nibble(first & 0x0F),
+        _ => None,
+    }
+}
+
+/// Turns an encoded Timed Request (delimiter included, at the start of `frame`,
+/// which may be longer) into the plain Request with the same number, method and
+/// arguments, in place: for a server that does not implement Timed Requests
+/// (PROTOCOL.md §4.1). Returns the new encoded length, or `None` (and `frame`
+/// in an unspecified state) if it was not a well-formed Timed Request.
+pub fn strip_budget(frame: &mut [u8]) -> Option<usize> {
+    let end = frame.iter().position(|&b| b == 0)?;
+    let decoded = cobs::decode_in_place(frame.get_mut(..end)?).ok()?;
+    let data_len = decoded.checked_sub(CRC_LEN)?;
+    if *frame.first()? != version_kind(Kind::TimedRequest) {
+        return None;
+    }
+    let fields = frame.get(HEADER_LEN..data_len)?;
+    let (_, rest) = varint::<u16>(fields).ok()?;
+    let (_, args) = varint::<u32>(rest).ok()?;
+    let budget_at = HEADER_LEN + (fields.len() - rest.len());
+    let budget_len = rest.len() - args.len();
+    frame.copy_within(budget_at + budget_len..data_len, budget_at);
+    let len = data_len - budget_len;
+    *frame.first_mut()? = version_kind(Kind::Request);
+    // `crc_and_cobs_in_place` takes header and payload at 1..=len.
+    frame.copy_within(..len, 1);
+    crc_and_cobs_in_place(frame, len)
 }
 
 /// Encodes a complete One-way Request frame (kind 11): a call no answer is sent to.
@@ -604,6 +875,45 @@ pub const fn seq_after(a: u16, b: u16) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn capabilities_round_trip_and_a_welcome_without_them_parses() {
+        let mut buf = [0u8; MAX_WELCOME_LEN];
+        let caps = Capabilities { rx: u32::MAX, tx: u32::MAX, features: Features(u32::MAX) };
+        let wire = encode_welcome(0xffff, u32::MAX, true, 32, Some(caps), &mut buf).unwrap().to_vec();
+        assert_eq!(wire.len(), MAX_WELCOME_LEN, "the longest Welcome");
+        assert_eq!(decoded_len(&wire), 26);
+        let mut dec = super::super::FrameDecoder::<32>::new();
+        assert_eq!(dec.feed(&wire).1, Some(crate::wire::Decoded::Frame));
+        let Ok(Frame::Welcome { seq: 0xffff, boot_id: u32::MAX, resumed: true, window: 32, caps: raw }) =
+            Frame::parse(dec.frame())
+        else {
+            panic!("a Welcome")
+        };
+        assert_eq!(raw.get(), Ok(Some(caps)));
+        // Truncated capabilities are malformed, not "none".
+        assert_eq!(WelcomeCaps(raw.0.get(..raw.0.len() - 1).unwrap()).get(), Err(ParseError::TooShort));
+        assert_eq!(WelcomeCaps::NONE.get(), Ok(None));
+    }
+
+    #[cfg(feature = "deadlines")]
+    #[test]
+    fn a_timed_request_loses_its_budget_and_nothing_else() {
+        for budget in [0u32, 250, u32::MAX] {
+            let mut timed = [0u8; 64];
+            let len = encode_timed_request(7, 0x0180, budget, &(2i32, 0u8, [0u8; 3]), &mut timed).unwrap().len();
+            assert_eq!(encoded_kind(&timed), Some(Kind::TimedRequest));
+            let mut plain = [0u8; 64];
+            let expected = encode_request(7, 0x0180, &(2i32, 0u8, [0u8; 3]), &mut plain).unwrap().to_vec();
+            let new_len = strip_budget(&mut timed[..len]).unwrap();
+            assert_eq!(&timed[..new_len], &expected[..], "budget {budget}");
+            assert_eq!(encoded_kind(&timed), Some(Kind::Request));
+            assert_eq!(decoded_len(&expected), expected.len() - 2);
+        }
+        let mut plain = [0u8; 32];
+        let len = encode_request(1, 2, &(), &mut plain).unwrap().len();
+        assert_eq!(strip_budget(&mut plain[..len]), None, "not a Timed Request");
+    }
+
     use super::*;
 
     #[test]
@@ -631,10 +941,13 @@ mod tests {
         let mut dec = crate::wire::FrameDecoder::<16>::new();
         assert_eq!(dec.feed(&hello).1, Some(crate::wire::Decoded::Frame));
         assert_eq!(Frame::parse(dec.frame()), Ok(Frame::Hello { seq: 9, client_id: 0xdead_beef, fresh: true }));
-        let welcome = encode_welcome(9, 7, true, 1, &mut buf).unwrap().to_vec();
+        let welcome = encode_welcome(9, 7, true, 1, None, &mut buf).unwrap().to_vec();
         assert_eq!(welcome.len(), 13);
         assert_eq!(dec.feed(&welcome).1, Some(crate::wire::Decoded::Frame));
-        assert_eq!(Frame::parse(dec.frame()), Ok(Frame::Welcome { seq: 9, boot_id: 7, resumed: true, window: 1 }));
+        assert_eq!(
+            Frame::parse(dec.frame()),
+            Ok(Frame::Welcome { seq: 9, boot_id: 7, resumed: true, window: 1, caps: WelcomeCaps::NONE })
+        );
     }
 
     #[test]

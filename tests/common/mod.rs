@@ -183,15 +183,21 @@ pub fn read_frame<L: Read>(link: &mut L) -> std::vec::Vec<u8> {
     }
 }
 
+/// What the hand-played servers announce: 256-byte buffers, every optional part
+/// this build of the crate has (PROTOCOL.md §4.1).
+#[allow(dead_code)]
+pub const CAPS: wirecall::wire::Capabilities =
+    wirecall::wire::Capabilities { rx: 256, tx: 253, features: wirecall::wire::Features::BUILT_IN };
+
 /// Plays the server's part of the handshake on a raw link: reads a Hello and
-/// answers a Welcome (boot id 1, not resumed).
+/// answers a Welcome (boot id 1, not resumed) with [`CAPS`].
 pub fn accept_session<L: Read + Write>(link: &mut L) {
     let hello = read_frame(link);
     let Ok(wirecall::wire::Frame::Hello { seq, .. }) = wirecall::wire::Frame::parse(&hello) else {
         panic!("expected a Hello, got {hello:02x?}");
     };
-    let mut buf = [0u8; 16];
-    let welcome = wirecall::wire::encode_welcome(seq, 1, false, 1, &mut buf).unwrap();
+    let mut buf = [0u8; wirecall::wire::MAX_WELCOME_LEN];
+    let welcome = wirecall::wire::encode_welcome(seq, 1, false, 1, Some(CAPS), &mut buf).unwrap();
     link.write_all(welcome).unwrap();
 }
 

@@ -11,6 +11,9 @@ Rust crate against the same bytes. Run it to print the vectors:
 VERSION = 1
 KIND_REQUEST, KIND_REPLY, KIND_STATUS, KIND_HELLO, KIND_WELCOME, KIND_TIMED_REQUEST = 1, 2, 3, 4, 5, 6
 KIND_CANCEL, KIND_CREDIT, KIND_ITEM, KIND_END, KIND_ONEWAY_REQUEST, KIND_EVENT = 7, 8, 9, 10, 11, 12
+KIND_EXTENSION_TO_SERVER, KIND_EXTENSION_TO_CLIENT = 13, 14
+# Feature bits of a Welcome's capabilities (PROTOCOL.md §4.1).
+F_TIMED, F_CANCEL, F_STREAMS, F_EVENTS = 1, 2, 4, 8
 
 # Status codes used below (PROTOCOL.md §5).
 OK, CANCELLED = 0, 1  # 0 only in an End frame: the handler ended the stream
@@ -111,8 +114,17 @@ def hello(seq: int, client_id: int, fresh: bool) -> bytes:
     return frame(KIND_HELLO, seq, client_id.to_bytes(4, "little") + bytes([1 if fresh else 0]))
 
 
-def welcome(seq: int, boot_id: int, resumed: bool, window: int) -> bytes:
-    return frame(KIND_WELCOME, seq, boot_id.to_bytes(4, "little") + bytes([1 if resumed else 0, window]))
+def welcome(seq: int, boot_id: int, resumed: bool, window: int, caps=None) -> bytes:
+    """A Welcome; `caps` = (rx, tx, features) appends the capabilities of §4.1."""
+    body = boot_id.to_bytes(4, "little") + bytes([1 if resumed else 0, window])
+    if caps is not None:
+        rx, tx, features = caps
+        body += varint(rx) + varint(tx) + varint(features)
+    return frame(KIND_WELCOME, seq, body)
+
+
+def extension(kind: int, seq: int, sub_kind: int, rest: bytes) -> bytes:
+    return frame(kind, seq, varint(sub_kind) + rest)
 
 
 def cancel(seq: int) -> bytes:
@@ -192,9 +204,13 @@ def parse(wire: bytes):
     return head[0] & 0x0F, int.from_bytes(head[1:3], "little"), body
 
 
+# The capabilities of a wirecall server with 256-byte buffers and every optional part: it receives
+# frames of up to 256 decoded bytes and sends up to 253 (256 less COBS overhead and delimiter).
+CAPS_256 = (256, 253, F_TIMED | F_CANCEL | F_STREAMS | F_EVENTS)
+
 VECTORS = [
     ("hello", hello(0xFFFF, 0, True)),
-    ("welcome", welcome(0xFFFF, 0, False, 1)),
+    ("welcome", welcome(0xFFFF, 0, False, 1, CAPS_256)),
     ("add_request", request(0, 2, zigzag_i32(2) + zigzag_i32(3))),
     ("add_reply", reply(0, zigzag_i32(5))),
     ("greet_request", request(1, 1, string("Ada"))),
@@ -223,6 +239,10 @@ VECTORS = [
     ("end_cancelled", end(5, CANCELLED, 2)),
     ("oneway_request", oneway_request(6, 3, boolean(True))),
     ("event", event(0, 1, varint(1234))),
+    ("hello_again", hello(0xFFFF, 0, True)),
+    ("welcome_without_capabilities", welcome(0xFFFF, 0, False, 1)),
+    ("extension_to_server", extension(KIND_EXTENSION_TO_SERVER, 0, 0xF000, bytes([1, 2]))),
+    ("extension_to_client", extension(KIND_EXTENSION_TO_CLIENT, 0, 0xF000, bytes([1, 2]))),
 ]
 
 if __name__ == "__main__":
