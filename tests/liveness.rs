@@ -26,12 +26,14 @@ fn a_handler_slower_than_the_attempts_is_answered_over_loopback() {
     board.0.set_timeout(Duration::from_secs(5));
     let started = Instant::now();
     assert_eq!(board.slow(SLOW_MS), Ok(SLOW_MS), "after {:?}", started.elapsed());
-    let stats = board.0.stats();
-    assert!(stats.retries >= 4, "the request was sent again while the handler ran: {stats:?}");
-    assert_eq!(stats.timeouts, 0);
-    // The repeats that reached the server while it ran were answered from its cache.
-    let server = board.0.server_stats().unwrap();
-    assert_eq!(server.dispatched, 1, "slow ran once (built-ins are not counted): {server:?}");
+    if cfg!(feature = "stats") {
+        let stats = board.0.stats();
+        assert!(stats.retries >= 4, "the request was sent again while the handler ran: {stats:?}");
+        assert_eq!(stats.timeouts, 0);
+        // The repeats that reached the server while it ran were answered from its cache.
+        let server = board.0.server_stats().unwrap();
+        assert_eq!(server.dispatched, 1, "slow ran once (built-ins are not counted): {server:?}");
+    }
 }
 
 #[test]
@@ -51,7 +53,9 @@ fn a_resumed_slow_call_is_answered() {
     assert_eq!(board.slow(SLOW_MS), Err(wirecall::Error::Timeout));
     board.0.set_timeout(Duration::from_secs(5));
     assert_eq!(board.0.resume::<u32>(), Ok(SLOW_MS), "the cached answer, the handler not run again");
-    assert_eq!(board.0.server_stats().unwrap().dispatched, 1, "slow ran once");
+    if cfg!(feature = "stats") {
+        assert_eq!(board.0.server_stats().unwrap().dispatched, 1, "slow ran once");
+    }
 }
 
 #[test]
@@ -62,5 +66,4 @@ fn a_handler_slower_than_the_attempts_is_answered_over_tcp() {
     let mut board = demo::Client(tcp::connect(addr).unwrap());
     board.0.set_timeout(Duration::from_secs(5));
     assert_eq!(board.slow(SLOW_MS), Ok(SLOW_MS));
-    assert_eq!(board.0.stats().timeouts, 0);
 }

@@ -200,8 +200,17 @@ impl<L: Link, C: Clock> Client<L, C> {
 impl<L: Link, C: Clock, const RX: usize, const TX: usize, const W: usize> Client<L, C, RX, TX, W> {
     /// A client with the buffer sizes of its type, e.g.
     /// `let client: Client<_, _, 64, 32> = Client::sized(link, clock);`.
+    ///
+    /// With feature `std` each client gets a random 32-bit client id (a server
+    /// that keeps sessions by client id, as `link::tcp`'s does, tells clients
+    /// apart by it); without, id 0. To choose one, use
+    /// [`with_machine`](Self::with_machine) with [`ClientMachine::with_identity`].
     pub fn sized(link: L, clock: C) -> Self {
-        Self::with_machine(link, clock, ClientMachine::new())
+        #[cfg(feature = "std")]
+        let machine = ClientMachine::with_identity(crate::link::tcp::random_id(), 0);
+        #[cfg(not(feature = "std"))]
+        let machine = ClientMachine::new();
+        Self::with_machine(link, clock, machine)
     }
 
     /// A client over a machine set up by the caller (identity, first sequence number, policy).
