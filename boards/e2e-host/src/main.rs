@@ -105,6 +105,18 @@ fn run(firmware: &str) -> Result<usize, String> {
     c.check("bump() twice", first.is_ok() && second == first.map(|n| n + 1), (first, second));
     let r = board.slow(20);
     c.check("slow(20)", r == Ok(20), r);
+    // A handler slower than every retry attempt, within the deadline: the call
+    // lives until its deadline, and the board's clock keeps real time.
+    board.0.set_timeout(Duration::from_secs(5));
+    let started = Instant::now();
+    let r = board.slow(3000);
+    let took = started.elapsed();
+    c.check(
+        "slow(3000) with a 5 s deadline: 3000, after 3 s",
+        r == Ok(3000) && took >= Duration::from_millis(2990),
+        (r, took, board.0.stats().retries),
+    );
+    board.0.set_timeout(Duration::from_secs(3));
 
     let r = board.0.call::<_, u32>(Method::new(99), &());
     c.check(

@@ -5,6 +5,7 @@
 
 mod bench;
 mod json;
+mod port;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -13,7 +14,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use wirecall::describe::remote::{self, DescribeError, RemoteDescription, RemoteMethod};
 use wirecall::describe::{FLAG_IDEMPOTENT, FLAG_ONEWAY, FLAG_STREAM};
-use wirecall::link::{serial, tcp};
+use wirecall::link::{IoLink, serial};
 use wirecall::{Call, Client, Error, Executed, Link, StdClock};
 
 const EXIT_CODES: &str = "\
@@ -38,7 +39,8 @@ struct Cli {
     /// The serial port's speed, in bits per second.
     #[arg(long, value_name = "N", default_value_t = 115_200, requires = "serial")]
     baud: u32,
-    /// How long one call may take, retransmissions included, in milliseconds.
+    /// How long one call may take, retransmissions included, in milliseconds; opening the
+    /// connection or port may take as long again.
     #[arg(long, value_name = "MS", default_value_t = 1000)]
     timeout: u64,
     #[command(subcommand)]
@@ -128,14 +130,20 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let timeout = Duration::from_millis(cli.timeout);
     let result = if let Some(addr) = &cli.tcp {
-        match tcp::connect(addr.as_str()) {
-            Ok(client) => run(client, timeout, &cli.command),
-            Err(error) => Err(Failure::not_executed(format!("cannot connect to {addr}: {error}"))),
+        let target = addr.clone();
+        match port::within(timeout, move || port::connect_tcp(&target)) {
+            Some(Ok(stream)) => run(&mut Client::new(IoLink::new(stream), StdClock::new()), timeout, &cli.command),
+            Some(Err(error)) => Err(Failure::not_executed(format!("cannot connect to {addr}: {error}"))),
+            None => {
+                Err(Failure::not_executed(format!("cannot connect to {addr}: no connection within {} ms", cli.timeout)))
+            }
         }
     } else if let Some(path) = &cli.serial {
-        match serial::open(path, cli.baud) {
-            Ok(link) => run(Client::new(link, StdClock::new()), timeout, &cli.command),
-            Err(error) => Err(Failure::not_executed(format!("cannot open {path}: {error}"))),
+        let (target, baud) = (path.clone(), cli.baud);
+        match port::within(timeout, move || serial::open(&target, baud)) {
+            Some(Ok(link)) => serial_run(path, cli.baud, port::Watched::new(link), timeout, &cli.command),
+            Some(Err(error)) => Err(Failure::not_executed(format!("cannot open {path}: {error}"))),
+            None => Err(Failure::not_executed(format!("cannot open {path}: not open within {} ms", cli.timeout))),
         }
     } else {
         unreachable!("clap requires --tcp or --serial")
@@ -149,15 +157,46 @@ fn main() -> ExitCode {
     }
 }
 
-fn run<L: Link>(mut client: Client<L, StdClock>, timeout: Duration, command: &Command) -> Result<(), Failure> {
+/// `run` over a serial port, saying so when the device's first answer came
+/// later than one attempt waits, or did not come before the deadline.
+fn serial_run<L: Link>(
+    path: &str,
+    baud: u32,
+    link: port::Watched<L>,
+    timeout: Duration,
+    command: &Command,
+) -> Result<(), Failure> {
+    let mut client = Client::new(link, StdClock::new());
+    let result = run(&mut client, timeout, command);
+    let attempt = client.machine().retry_policy().attempt_timeout;
+    let answered = client.machine().boot_id().is_some();
+    let link = client.link_mut();
+    let late = link.first_answer().filter(|_| answered).and_then(|first| port::late_note(path, first, attempt));
+    if let Some(note) = late {
+        eprintln!("wirecall: {note}");
+    }
+    match result {
+        // No Welcome came: the device never answered. Listen a little longer
+        // to tell a late device from a missing one.
+        Err(mut failure) if !answered && link.sent() => {
+            port::linger(link);
+            failure.message =
+                format!("{}\nwirecall: {}", failure.message, port::silent_note(path, timeout, baud, link));
+            Err(failure)
+        }
+        result => result,
+    }
+}
+
+fn run<L: Link>(client: &mut Client<L, StdClock>, timeout: Duration, command: &Command) -> Result<(), Failure> {
     client.set_timeout(timeout);
     match command {
         Command::Ls => {
-            let device = remote::fetch(&mut client).map_err(Failure::describe)?;
+            let device = remote::fetch(client).map_err(Failure::describe)?;
             print!("{}", listing(&device));
         }
         Command::Describe { method, json } => {
-            let device = remote::fetch(&mut client).map_err(Failure::describe)?;
+            let device = remote::fetch(client).map_err(Failure::describe)?;
             let methods: Vec<&RemoteMethod> = match method {
                 Some(name) => vec![find(&device, name)?],
                 None => device.methods.iter().collect(),
@@ -175,7 +214,7 @@ fn run<L: Link>(mut client: Client<L, StdClock>, timeout: Duration, command: &Co
             }
         }
         Command::Call { method, args } => {
-            let device = remote::fetch(&mut client).map_err(Failure::describe)?;
+            let device = remote::fetch(client).map_err(Failure::describe)?;
             let method = find(&device, method)?;
             let args = json::encode_args(method, args).map_err(Failure::usage)?;
             let encoded = wirecall::wire::Encoded(&args);
@@ -220,7 +259,7 @@ fn run<L: Link>(mut client: Client<L, StdClock>, timeout: Duration, command: &Co
                     }
                 }
             } else {
-                let value = call(&mut client, method, &args)?;
+                let value = call(client, method, &args)?;
                 println!("{value}");
             }
         }
@@ -234,11 +273,11 @@ fn run<L: Link>(mut client: Client<L, StdClock>, timeout: Duration, command: &Co
             println!("{}", serde_json::to_string_pretty(&stats).expect("counters are JSON"));
         }
         Command::Bench { method, args, n } => {
-            let device = remote::fetch(&mut client).map_err(Failure::describe)?;
+            let device = remote::fetch(client).map_err(Failure::describe)?;
             let method = find(&device, method)?;
             let args = json::encode_args(method, args).map_err(Failure::usage)?;
             let progress = std::io::stderr().is_terminal() && *n >= 1000;
-            let report = bench::run(&mut client, method, &args, *n, progress);
+            let report = bench::run(client, method, &args, *n, progress);
             print!("{report}");
             if let Some(code) = report.exit_code() {
                 return Err(Failure { code, message: format!("{} of {n} calls failed", report.failed()) });
