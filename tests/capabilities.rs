@@ -215,3 +215,126 @@ fn a_peer_routes_extensions_by_their_kind() {
     assert_eq!(Side::of(vector("extension_to_server")[1]), Side::Server);
     assert_eq!(Side::of(vector("extension_to_client")[1]), Side::Client);
 }
+
+/// Every frame in `bytes`, as (kind, sequence number).
+fn kinds(bytes: &[u8]) -> Vec<(u8, u16)> {
+    let mut dec = wirecall::wire::FrameDecoder::<512>::new();
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let (used, event) = dec.feed(rest);
+        rest = &rest[used..];
+        if event == Some(wirecall::wire::Decoded::Frame) {
+            let frame = wirecall::wire::Frame::parse(dec.frame()).unwrap();
+            out.push((dec.frame()[0] & 0x0f, frame.seq()));
+        }
+    }
+    out
+}
+
+/// A call refused for its size after it took the slot of the call that could be
+/// resumed: that call is no longer resumable (its frame is gone), and `resume`
+/// says so instead of sending the refused frame under a new number.
+#[test]
+fn a_refused_call_in_the_resumable_calls_slot_is_never_sent_by_resume() {
+    let mut server = ServerMachine::<64, 64>::new();
+    let mut service = example::Dispatcher(Example);
+    let mut m = ClientMachine::<64, 300>::with_identity(7, 0);
+    let a = m.start(example::methods::add, &(2i32, 3i32), T0, DEADLINE).unwrap();
+    let hello = take_small(&mut m);
+    server.receive(&hello, T0, &mut service);
+    let welcome = server.outgoing().to_vec();
+    server.wrote(welcome.len());
+    m.receive(&welcome, T0);
+    let request = take_small(&mut m);
+    server.receive(&request, T0, &mut service);
+    let lost = server.outgoing().len();
+    server.wrote(lost); // the Reply is lost
+    assert_eq!(m.poll(DEADLINE), Some((a, Error::Timeout)));
+    assert!(m.can_resume());
+    let later = Instant::from_millis(3000);
+    let error = m.start(Method::new(5), &([1u8; 32], [2u8; 32]), DEADLINE, later).unwrap_err();
+    assert!(matches!(error, Error::TooLargeForServer { max: 64, .. }), "{error:?}");
+    assert_eq!(m.resume(DEADLINE, later), Err(Error::NothingToResume));
+    assert!(m.outgoing().is_empty(), "nothing sent under any number");
+    // The next call gets its own answer.
+    let b = m.start(example::methods::add, &(1i32, 1i32), DEADLINE, later).unwrap();
+    let request = take_small(&mut m);
+    assert_eq!(kinds(&request), [(1, b)]);
+    server.receive(&request, DEADLINE, &mut service);
+    let reply = server.outgoing().to_vec();
+    let (_, incoming) = m.receive(&reply, DEADLINE);
+    assert_eq!(incoming.and_then(Incoming::done), Some(Ok(&[4u8][..])), "add(1, 1) = 2");
+}
+
+fn take_small(m: &mut ClientMachine<64, 300>) -> Vec<u8> {
+    let out = m.outgoing().to_vec();
+    m.wrote(out.len());
+    out
+}
+
+#[cfg(feature = "cancel")]
+#[test]
+fn a_cancel_made_before_a_welcome_without_cancel_is_not_sent() {
+    let mut m = ClientMachine::<64, 300>::with_identity(7, 0);
+    let a = m.start(example::methods::add, &(2i32, 3i32), T0, DEADLINE).unwrap();
+    let hello = kinds(&take_small(&mut m))[0].1;
+    m.receive(&welcome_to(hello, false, None), T0);
+    take_small(&mut m);
+    assert_eq!(m.poll(DEADLINE), Some((a, Error::Timeout)));
+    m.fail_link();
+    let later = Instant::from_millis(3000);
+    assert_eq!(m.resume(DEADLINE, later), Ok(a));
+    let hello = kinds(&take_small(&mut m))[0].1;
+    assert!(m.cancel(a, DEADLINE), "before the Welcome the client cannot know");
+    m.receive(&welcome_to(hello, true, None), DEADLINE);
+    assert_eq!(kinds(&take_small(&mut m)), [(1, a)], "the resumed request, not a Cancel");
+}
+
+#[cfg(feature = "deadlines")]
+#[test]
+fn the_size_check_is_made_on_the_frame_that_will_be_sent() {
+    let mut m = ClientMachine::<64, 300>::with_identity(7, 0);
+    m.set_budget_on_wire(true);
+    // add(2, 3): 10 decoded bytes as a Timed Request, 8 plain.
+    let a = m.start(example::methods::add, &(2i32, 3i32), T0, DEADLINE).unwrap();
+    let hello = kinds(&take_small(&mut m))[0].1;
+    m.receive(&welcome_to(hello, false, Some(Capabilities { rx: 8, tx: 64, features: Features::NONE })), T0);
+    assert_eq!(kinds(&take_small(&mut m)), [(1, a)], "plain, and it fits");
+}
+
+#[test]
+fn a_welcome_with_malformed_capabilities_is_dropped() {
+    let mut m = ClientMachine::<64, 300>::with_identity(7, 0);
+    m.start(example::methods::add, &(2i32, 3i32), T0, DEADLINE).unwrap();
+    let hello = kinds(&take_small(&mut m))[0].1;
+    // rx, then a varint cut short: the frame ends inside the capabilities.
+    let truncated = raw_welcome(hello, &[0x80, 0x02, 0xfd]);
+    assert_eq!(m.receive(&truncated, T0), (truncated.len(), None));
+    assert!(m.outgoing().is_empty(), "no session opened");
+    if cfg!(feature = "stats") {
+        assert_eq!((m.stats().link.frames_in, m.stats().link.dropped_too_short, m.stats().sessions), (0, 1, 0));
+    }
+    // The well-formed one opens it.
+    m.receive(&welcome_to(hello, false, None), T0);
+    assert_eq!(kinds(&take_small(&mut m)).len(), 1);
+}
+
+fn welcome_to(seq: u16, resumed: bool, caps: Option<Capabilities>) -> Vec<u8> {
+    let mut buf = [0u8; 32];
+    encode_welcome(seq, 0, resumed, 1, caps, &mut buf).unwrap().to_vec()
+}
+
+/// A Welcome whose bytes after the window are `caps`, whatever they are.
+fn raw_welcome(seq: u16, caps: &[u8]) -> Vec<u8> {
+    let [lo, hi] = seq.to_le_bytes();
+    let mut decoded = vec![0x15, lo, hi, 0, 0, 0, 0, 0, 1];
+    decoded.extend_from_slice(caps);
+    let crc = wirecall::wire::CRC.checksum(&decoded).to_le_bytes();
+    decoded.extend_from_slice(&crc);
+    let mut out = vec![0u8; decoded.len() + 4];
+    let n = cobs::encode(&decoded, &mut out);
+    out.truncate(n);
+    out.push(0);
+    out
+}

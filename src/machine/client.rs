@@ -672,6 +672,16 @@ impl<const RX: usize, const TX: usize, const W: usize> ClientMachine<RX, TX, W> 
             .filter(|&i| self.slots.get(i).is_some_and(|s| s.call.is_none()) && Some(i) != writing)
             .min_by_key(|&i| Some(i) == keep)
             .ok_or(Error::Busy)?;
+        if let (Some(session), Some(feature)) = (self.session, send.needs()) {
+            if !session.features().has(feature) {
+                return Err(Error::Unsupported(feature));
+            }
+        }
+        if keep == Some(i) {
+            // The request is written over the frame of the call that could be
+            // resumed: that call can no longer be, whether this one starts or not.
+            self.resumable = None;
+        }
         // A Hello, if one is needed, takes the number before the request's.
         let needs_hello = self.session.is_none() && self.handshake.is_none();
         let seq = if needs_hello { self.next_seq.wrapping_add(1) } else { self.next_seq };
@@ -726,9 +736,6 @@ impl<const RX: usize, const TX: usize, const W: usize> ClientMachine<RX, TX, W> 
             self.open_session(self.next_seq, now);
         }
         self.next_seq = seq.wrapping_add(1);
-        if keep == Some(i) {
-            self.resumable = None;
-        }
         count!(self.stats.calls);
         wc_debug!("call seq={} method={} len={}", seq, method.id, frame_len);
         self.release(now);
@@ -1198,18 +1205,25 @@ impl<const RX: usize, const TX: usize, const W: usize> ClientMachine<RX, TX, W> 
             count!(self.stats.link.dropped_kind);
             return None;
         }
+        // A Welcome's capabilities are one of its fields: malformed, it is dropped (§7 row 7).
+        let welcome = match frame {
+            Frame::Welcome { caps, .. } => match caps.get() {
+                Ok(caps) => Some(caps),
+                Err(error) => {
+                    count_link!(self.stats.link, count_parse_error(error));
+                    return None;
+                }
+            },
+            _ => None,
+        };
         #[cfg(feature = "stats")]
         crate::stats::bump(if oversized {
             &mut self.stats.link.dropped_too_long
         } else {
             &mut self.stats.link.frames_in
         });
-        if let Frame::Welcome { seq, boot_id, resumed, window, caps } = frame {
-            let Ok(caps) = caps.get() else {
-                count!(self.stats.link.dropped_malformed);
-                return None;
-            };
-            return self.welcome(seq, Session::new(boot_id, window, caps), resumed, now);
+        if let Frame::Welcome { seq, boot_id, resumed, window, .. } = frame {
+            return self.welcome(seq, Session::new(boot_id, window, welcome.flatten()), resumed, now);
         }
         #[cfg(feature = "events")]
         if let Frame::Event { seq, topic, .. } = frame {
@@ -1352,17 +1366,13 @@ impl<const RX: usize, const TX: usize, const W: usize> ClientMachine<RX, TX, W> 
                 continue;
             }
             if call.phase == Phase::Queued && !call.frame_sent && !call.resuming {
-                // Never sent: checked against what this server can take (§4.1).
-                let frame = slot.tx.get(1..slot.tx_len).unwrap_or(&[]);
-                if let Err(error) = session_allows(session, call.shape.needs(), frame) {
-                    call.end(error, now);
-                    continue;
-                }
+                // Never sent: made what this server can take, or refused (§4.1).
                 #[cfg(feature = "deadlines")]
                 if !session.features().has(Feature::TimedRequests)
-                    && crate::wire::encoded_kind(frame) == Some(crate::wire::Kind::TimedRequest)
+                    && crate::wire::encoded_kind(slot.tx.get(1..slot.tx_len).unwrap_or(&[]))
+                        == Some(crate::wire::Kind::TimedRequest)
                 {
-                    // Sent as a plain Request: the budget is advice (§4.1).
+                    // Sent as a plain Request: the budget is advice.
                     let frame = slot.tx.get_mut(1..slot.tx_len).unwrap_or(&mut []);
                     match crate::wire::strip_budget(frame) {
                         Some(len) => slot.tx_len = 1 + len,
@@ -1372,6 +1382,16 @@ impl<const RX: usize, const TX: usize, const W: usize> ClientMachine<RX, TX, W> 
                         }
                     }
                 }
+                let frame = slot.tx.get(1..slot.tx_len).unwrap_or(&[]);
+                if let Err(error) = session_allows(session, call.shape.needs(), frame) {
+                    call.end(error, now);
+                    continue;
+                }
+            }
+            if call.cancelled && !session.features().has(Feature::Cancel) && (call.frame_sent || call.resuming) {
+                // Cancelled before this Welcome, which does not announce Cancel:
+                // the server cannot be told, and the call goes on to its answer.
+                call.cancelled = false;
             }
             if !resumed && (call.resuming || call.phase != Phase::Queued) {
                 // The server no longer knows this call; it must not run it blindly.
