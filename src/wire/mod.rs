@@ -11,10 +11,11 @@ mod status;
 pub use decoder::{Decoded, DropReason, FrameDecoder, MIN_FRAME_LEN};
 pub(crate) use frame::encode_welcome_raw;
 pub use frame::{
-    BufferFull, CRC_LEN, Capabilities, Encoded, Feature, Features, Frame, HEADER_LEN, Kind, MAX_APP_METHOD_ID, MAX_CAPS_LEN,
-    MAX_WELCOME_LEN, ParseError, VERSION, WelcomeCaps, decoded_len, encode_cancel, encode_credit, encode_empty_reply,
-    encode_end, encode_event, encode_extension, encode_hello, encode_item, encode_oneway, encode_reply, encode_request,
-    encode_status, encode_timed_request, encode_welcome, encoded_kind, seq_after, strip_budget,
+    BufferFull, CRC_LEN, Capabilities, Encoded, Feature, Features, Frame, HEADER_LEN, Kind, MAX_APP_METHOD_ID,
+    MAX_CAPS_LEN, MAX_WELCOME_LEN, ParseError, VERSION, WelcomeCaps, decoded_len, encode_cancel, encode_credit,
+    encode_empty_reply, encode_end, encode_event, encode_extension, encode_hello, encode_item, encode_oneway,
+    encode_reply, encode_request, encode_status, encode_timed_request, encode_welcome, encoded_kind, seq_after,
+    strip_budget,
 };
 pub use status::{Executed, Status};
 
