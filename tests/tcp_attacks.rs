@@ -1,6 +1,7 @@
 //! A TCP server under attack (issue #12): a thousand idle connections, idle
 //! and half frames timed out, a client that never reads, no file descriptor
-//! left, handlers that panic, a thousand connections opened and closed. After each, a new client's `add(2, 3)` is
+//! left, handlers that panic, a thousand connections opened and closed, a
+//! session taken over again and again while its call runs. After each, a new client's `add(2, 3)` is
 //! answered within seconds, and the server's threads are back to their number
 //! when idle.
 //!
@@ -229,6 +230,16 @@ fn hello(seq: u16, client_id: u32) -> Vec<u8> {
     encode_hello(seq, client_id, true, &mut buf).unwrap().to_vec()
 }
 
+fn resume_hello(seq: u16, client_id: u32) -> Vec<u8> {
+    let mut buf = [0u8; 16];
+    encode_hello(seq, client_id, false, &mut buf).unwrap().to_vec()
+}
+
+fn slow_request(seq: u16, ms: u32) -> Vec<u8> {
+    let mut buf = [0u8; 32];
+    encode_request(seq, demo::ids::slow, &(ms,), &mut buf).unwrap().to_vec()
+}
+
 fn greet_request(seq: u16, name: &str) -> Vec<u8> {
     let mut buf = [0u8; 128];
     encode_request(seq, demo::ids::greet, &(name,), &mut buf).unwrap().to_vec()
@@ -380,6 +391,36 @@ fn handlers_that_panic_release_their_connections() {
     server.assert_serves();
     server.wait_until_idle();
     println!("12 panics: {:?}", started.elapsed());
+}
+
+#[test]
+fn takeovers_while_a_call_runs_stay_within_max_connections() {
+    let started = Instant::now();
+    let server = Server::start(4, 60_000, 5_000, 5_000);
+    // A client's call runs for 3 s ...
+    let mut first = TcpStream::connect(server.addr).unwrap();
+    first.write_all(&[hello(0, 0x7a4e_0001), slow_request(1, 3000)].concat()).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    // ... while 40 connections say Hello with its client id, one after another,
+    // each taking the session over from the one before.
+    let takers: Vec<TcpStream> = (0..40u16)
+        .map(|i| {
+            let mut s = TcpStream::connect(server.addr).unwrap();
+            s.write_all(&resume_hello(i + 1, 0x7a4e_0001)).unwrap();
+            std::thread::sleep(Duration::from_millis(10));
+            s
+        })
+        .collect();
+    let threads = server.steady_threads();
+    assert!(
+        threads <= server.idle_threads + 4,
+        "{} connection threads with max_connections(4)",
+        threads - server.idle_threads
+    );
+    drop((first, takers));
+    server.wait_until_idle();
+    server.assert_serves();
+    println!("40 takeovers during a call: {:?}", started.elapsed());
 }
 
 #[test]

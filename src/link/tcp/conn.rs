@@ -13,14 +13,20 @@
 //! A session's machine is locked while input is fed to it and its answers are
 //! written, never while the thread waits for input. A connection feeds a
 //! session only while it owns it: a newer connection of the same client takes
-//! it over and closes the older one.
+//! it over and closes the older one. The older one may still hold the machine
+//! (a call of it running); the newer one waits for it without blocking,
+//! looking every few milliseconds whether it still owns the session and is
+//! still open, so that it can leave at once when it does not or is not.
+//!
+//! Client id 0 is anonymous: its session belongs to the connection alone, is
+//! never kept in the store and never taken from another connection.
 
 use core::time::Duration;
 use std::boxed::Box;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::Instant;
 
 use super::server::{Conn, Shared, Slot, lock};
@@ -44,6 +50,13 @@ const READ_BUF: usize = 4096;
 
 /// The shortest read timeout (a zero timeout means none to `std`).
 const MIN_WAIT: Duration = Duration::from_millis(1);
+
+/// The longest pause between two looks at a machine another connection holds.
+const MACHINE_POLL: Duration = Duration::from_millis(20);
+
+/// The client id whose sessions are the connection's alone (every `no_std`
+/// client's, and `ClientMachine::new()`'s).
+const ANONYMOUS: u32 = 0;
 
 /// The connection is over: its peer closed it, it failed or timed out, or
 /// another connection took its session over.
@@ -81,21 +94,34 @@ impl Session {
         self.owner.load(Ordering::SeqCst) == conn
     }
 
-    /// The machine, locked.
-    fn lock(&self, boot_id: u32) -> MutexGuard<'_, Box<Machine>> {
-        match self.machine.lock() {
-            Ok(machine) => machine,
-            Err(poisoned) => self.restart(poisoned.into_inner(), boot_id),
-        }
-    }
-
-    /// The machine, locked, unless another thread holds it.
-    #[cfg(feature = "events")]
-    fn try_lock(&self, boot_id: u32) -> Option<MutexGuard<'_, Box<Machine>>> {
-        match self.machine.try_lock() {
-            Ok(machine) => Some(machine),
-            Err(std::sync::TryLockError::WouldBlock) => None,
-            Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(self.restart(poisoned.into_inner(), boot_id)),
+    /// The machine, locked for `conn`, which owns the session. If another
+    /// thread holds it (the connection `conn` took the session over from, a
+    /// call of it running), waits for it without blocking: `Err` as soon as
+    /// `conn` no longer owns the session or is closed (evicted, taken over),
+    /// or after `bound` (the idle timeout).
+    fn lock_for(
+        &self,
+        conn: &Conn,
+        boot_id: u32,
+        bound: Option<Duration>,
+    ) -> Result<MutexGuard<'_, Box<Machine>>, Closed> {
+        let until = bound.and_then(|b| Instant::now().checked_add(b));
+        let mut pause = MIN_WAIT;
+        loop {
+            if !self.is_owned_by(conn.id) || conn.is_closed() {
+                return Err(Closed);
+            }
+            match self.machine.try_lock() {
+                Ok(machine) => return Ok(machine),
+                Err(TryLockError::Poisoned(poisoned)) => return Ok(self.restart(poisoned.into_inner(), boot_id)),
+                Err(TryLockError::WouldBlock) => {}
+            }
+            if until.is_some_and(|until| Instant::now() >= until) {
+                wc_debug!("tcp: connection {} waited too long for its session's machine; closed", conn.id);
+                return Err(Closed);
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(MACHINE_POLL);
         }
     }
 
@@ -111,16 +137,31 @@ impl Session {
     }
 }
 
-/// Gives connection `conn` the session of `client_id`, created if the store
-/// has none (forgetting the least recently used one, preferably of a client
-/// not connected, when it is full). Returns it and the connection that held
-/// it (0 for none).
-fn take_session(shared: &Shared, client_id: u32, conn: u64) -> (Arc<Session>, u64) {
+/// Gives connection `conn` the session of `client_id` (not anonymous),
+/// created if the store has none. A new session replaces `own`, the one the
+/// connection created before, if no connection holds that one now: a
+/// connection adds at most one session to the store. Otherwise, when the store
+/// is full, the least recently used session is forgotten, preferably one of a
+/// client not connected. Returns the session, the connection that held it (0
+/// for none), and whether it was created.
+fn take_session(shared: &Shared, client_id: u32, conn: u64, own: Option<&Arc<Session>>) -> (Arc<Session>, u64, bool) {
     let now = shared.micros();
     let mut sessions = lock(&shared.sessions);
     if let Some(session) = sessions.get(&client_id) {
         session.last_used.store(now, Ordering::Relaxed);
-        return (session.clone(), session.owner.swap(conn, Ordering::SeqCst));
+        return (session.clone(), session.owner.swap(conn, Ordering::SeqCst), false);
+    }
+    if let Some(own) = own {
+        let unheld = |s: &Arc<Session>| Arc::ptr_eq(s, own) && s.owner.load(Ordering::SeqCst) == 0;
+        if sessions.get(&own.client_id).is_some_and(unheld) {
+            wc_debug!(
+                "tcp: connection {} switched to client {}; client {}'s session is forgotten",
+                conn,
+                client_id,
+                own.client_id
+            );
+            sessions.remove(&own.client_id);
+        }
     }
     if sessions.len() >= shared.config.session_capacity() {
         let oldest = sessions
@@ -133,7 +174,7 @@ fn take_session(shared: &Shared, client_id: u32, conn: u64) -> (Arc<Session>, u6
     }
     let session = Arc::new(Session::new(client_id, conn, shared.boot_id, now));
     sessions.insert(client_id, session.clone());
-    (session, 0)
+    (session, 0, true)
 }
 
 /// A connection's service: its own, or the one all share.
@@ -171,6 +212,9 @@ struct Connection<S> {
     lobby: ServerMachine<32, 16>,
     /// The session the connection serves, once its client said Hello.
     session: Option<Arc<Session>>,
+    /// The session this connection added to the store, if any: a later one it
+    /// adds replaces it.
+    created: Option<Arc<Session>>,
     /// When the last byte, the last complete frame and the frame in progress arrived.
     last_byte: Instant,
     last_frame: Instant,
@@ -192,6 +236,7 @@ pub(super) fn run<S: Dispatch>(slot: Slot, service: ConnService<S>, clock: StdCl
         watcher: FrameDecoder::new(),
         lobby: ServerMachine::new(),
         session: None,
+        created: None,
         last_byte: now,
         last_frame: now,
         frame_started: None,
@@ -214,13 +259,6 @@ impl<S: Dispatch> Connection<S> {
             };
             if handled.is_err() {
                 return;
-            }
-            #[cfg(feature = "events")]
-            if let Some(session) = &self.session {
-                // Events an emitter queued while this thread held the machine.
-                if deliver_events(&self.slot.conn, session, self.slot.shared.boot_id, true).is_err() {
-                    return;
-                }
             }
         }
     }
@@ -252,6 +290,13 @@ impl<S: Dispatch> Connection<S> {
     /// Reads what arrives within `wait`: `Ok(0)` if nothing did.
     fn read_within(&mut self, buf: &mut [u8], wait: Option<Duration>) -> Result<usize, Closed> {
         let wanted = wait.map(|w| w.max(MIN_WAIT));
+        // Looks at the queue of events now and then, with a session to send them through.
+        #[cfg(feature = "events")]
+        let wanted = if self.session.is_some() && self.slot.shared.emitting.load(Ordering::Relaxed) {
+            Some(wanted.map_or(super::server::EVENT_TICK, |w| w.min(super::server::EVENT_TICK)))
+        } else {
+            wanted
+        };
         // A timeout set earlier that is not much longer than wanted will do:
         // the loop looks at the time again when it ends.
         let set = match (self.read_timeout, wanted) {
@@ -267,15 +312,14 @@ impl<S: Dispatch> Connection<S> {
         read(&self.slot.conn.stream, buf)
     }
 
-    /// Reads what has arrived, without waiting, while a stream has items to send.
+    /// Reads what has arrived, without waiting, while a stream has items to
+    /// send. (Only this thread writes to the socket.)
     fn read_now(&mut self, buf: &mut [u8]) -> Result<usize, Closed> {
-        let Some(session) = self.session.clone() else {
+        if self.session.is_none() {
             self.work = false;
             return Ok(0);
-        };
+        }
         let stream = &self.slot.conn.stream;
-        // The machine's lock keeps an emitter from writing while the socket does not block.
-        let _machine = session.lock(self.slot.shared.boot_id);
         stream.set_nonblocking(true).map_err(|_| Closed)?;
         let read = read(stream, buf);
         stream.set_nonblocking(false).map_err(|_| Closed)?;
@@ -333,23 +377,37 @@ impl<S: Dispatch> Connection<S> {
     }
 
     /// Gives the connection the session of `client_id`; the connection that
-    /// held it before (the client's older one) is closed.
+    /// held it before (the client's older one) is closed. An anonymous client
+    /// gets a session of this connection's own.
     fn switch(&mut self, client_id: u32) {
         let (shared, conn) = (&self.slot.shared, &self.slot.conn);
+        let now = shared.micros();
         if let Some(old) = self.session.take() {
-            old.release(conn.id, shared.micros());
+            old.release(conn.id, now);
         }
-        let (session, previous) = take_session(shared, client_id, conn.id);
-        if previous != 0 && previous != conn.id {
-            let older = lock(&shared.conns).get(&previous).cloned();
-            if let Some(older) = older {
-                wc_debug!("tcp: client {} reconnected; its connection {} is closed", client_id, previous);
-                older.close();
+        if self.work {
+            // The stream of the session left behind no longer runs here.
+            self.work = false;
+            conn.end_call(now);
+        }
+        let session = if client_id == ANONYMOUS {
+            Arc::new(Session::new(ANONYMOUS, conn.id, shared.boot_id, now))
+        } else {
+            let (session, previous, created) = take_session(shared, client_id, conn.id, self.created.as_ref());
+            if created {
+                self.created = Some(session.clone());
             }
-        }
+            if previous != 0 && previous != conn.id {
+                let older = lock(&shared.conns).get(&previous).cloned();
+                if let Some(older) = older {
+                    wc_debug!("tcp: client {} reconnected; its connection {} is closed", client_id, previous);
+                    older.close();
+                }
+            }
+            session
+        };
         *lock(&conn.session) = Some(session.clone());
         self.session = Some(session);
-        self.work = false;
     }
 
     /// Feeds `input` to the connection's machine and writes every answer (and
@@ -362,40 +420,54 @@ impl<S: Dispatch> Connection<S> {
             }
             return feed(&mut self.lobby, input, |m, bytes| m.receive(bytes, clock.now(), &mut Nobody), &conn.stream);
         };
-        if input.is_empty() && !self.work {
+        #[cfg(feature = "events")]
+        let events = !lock(&conn.events).is_empty();
+        #[cfg(not(feature = "events"))]
+        let events = false;
+        if input.is_empty() && !self.work && !events {
             return Ok(());
         }
-        self.work = pump_session(session, conn, &mut self.service, clock, self.slot.shared.boot_id, input)?;
+        let shared = &self.slot.shared;
+        let bound = shared.config.idle_timeout;
+        self.work = pump_session(session, conn, &mut self.service, clock, shared, bound, input)?;
         Ok(())
     }
 }
 
-/// Feeds `input` to the session's machine if `conn` still holds it, writes
-/// the answers, and the events waiting; returns whether a stream has items to send.
+/// Feeds `input` to the session's machine while `conn` holds the session,
+/// writes the answers, and the events queued; returns whether a stream has
+/// items to send. All of it is running a call (the connection is not
+/// evicted meanwhile), and so is a stream with items to send, until it has
+/// none.
 fn pump_session<S: Dispatch>(
     session: &Session,
     conn: &Conn,
     service: &mut ConnService<S>,
     clock: StdClock,
-    boot_id: u32,
+    shared: &Shared,
+    bound: Option<Duration>,
     input: &[u8],
 ) -> Result<bool, Closed> {
-    let mut machine = session.lock(boot_id);
-    if !session.is_owned_by(conn.id) {
+    let mut machine = session.lock_for(conn, shared.boot_id, bound)?;
+    if !session.is_owned_by(conn.id) || !conn.begin_call() {
         return Err(Closed);
     }
     let machine: &mut Machine = &mut machine;
     let receive = |m: &mut Machine, bytes: &[u8]| {
-        // Busy while a call may run (not while its answer is written): not to be evicted.
-        conn.busy.store(true, Ordering::SeqCst);
-        let used = service.with(|s| m.receive(bytes, clock.now(), s));
-        conn.busy.store(false, Ordering::SeqCst);
-        used
+        if !session.is_owned_by(conn.id) {
+            // Taken over: what is left is the newer connection's to feed.
+            return 0;
+        }
+        service.with(|s| m.receive(bytes, clock.now(), s))
     };
-    feed(machine, input, receive, &conn.stream)?;
+    let fed = feed(machine, input, receive, &conn.stream);
     #[cfg(feature = "events")]
-    send_events(machine, conn)?;
-    Ok(machine.has_work())
+    let fed = fed.and_then(|()| send_events(machine, conn));
+    let work = fed.is_ok() && machine.has_work();
+    if !work {
+        conn.end_call(shared.micros());
+    }
+    fed.map(|()| work)
 }
 
 /// Feeds `input` to `machine` through `receive`, writing each answer before
@@ -464,41 +536,15 @@ fn read(mut stream: &TcpStream, buf: &mut [u8]) -> Result<usize, Closed> {
     }
 }
 
-/// Sends the events queued for `conn` through its session's `machine`.
+/// Sends the events queued for `conn` through its session's `machine`, after
+/// what it is sending. A connection that fails to take them is closed.
 #[cfg(feature = "events")]
 fn send_events(machine: &mut Machine, conn: &Conn) -> Result<(), Closed> {
     loop {
+        send(machine, &conn.stream)?;
         let next = lock(&conn.events).pop_front();
         let Some((topic, payload)) = next else { return Ok(()) };
-        // The emitter checked that it fits; nothing waits to be sent before it.
-        if machine.emit(crate::Topic::new(topic), &crate::wire::Encoded(&payload)).is_ok() {
-            send(machine, &conn.stream)?;
-        }
-    }
-}
-
-/// Sends the events queued for `conn` through its session's machine, waiting
-/// for the machine if `wait`; otherwise, if another thread holds it, that
-/// thread sends them when it lets go. A connection that fails to take them
-/// is closed.
-#[cfg(feature = "events")]
-pub(super) fn deliver_events(conn: &Conn, session: &Session, boot_id: u32, wait: bool) -> Result<(), Closed> {
-    loop {
-        if lock(&conn.events).is_empty() {
-            return Ok(());
-        }
-        let machine = if wait { Some(session.lock(boot_id)) } else { session.try_lock(boot_id) };
-        let Some(mut machine) = machine else { return Ok(()) };
-        if !session.is_owned_by(conn.id) {
-            // Taken over: the client is on another connection now.
-            lock(&conn.events).clear();
-            return Err(Closed);
-        }
-        if send_events(&mut machine, conn).is_err() {
-            drop(machine);
-            lock(&conn.events).clear();
-            conn.close();
-            return Err(Closed);
-        }
+        // The emitter checked that it fits, and nothing is being sent: it is taken.
+        let _ = machine.emit(crate::Topic::new(topic), &crate::wire::Encoded(&payload));
     }
 }

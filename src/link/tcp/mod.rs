@@ -5,10 +5,14 @@
 //!
 //! - **Bounded, and never locked out.** At most
 //!   [`max_connections`](ServeConfig::max_connections) connections are served
-//!   at once; when all are taken, a new connection closes the one that has
-//!   been idle longest (none of whose calls is running) to make room. Each
-//!   connection's slot is given back on every exit of its thread, a panicking
-//!   handler's included.
+//!   at once, each with a thread and a socket: a connection's slot is held
+//!   until its thread has ended, and given back on every exit of it, a
+//!   panicking handler's included. When all are taken, a new connection closes
+//!   the one that has been idle longest and waits (up to a second) for its
+//!   thread to end. A connection running a call is never closed for it: from
+//!   the moment its request is fed to the machine to the last byte of the
+//!   answer, and while a stream has items and credit to send. If every
+//!   connection is running a call for that second, the new one is closed.
 //! - **Nothing pins a thread.** A connection with no complete frame for the
 //!   [idle timeout](ServeConfig::idle_timeout), a frame started and not
 //!   finished within the [frame timeout](ServeConfig::frame_timeout), or an
@@ -25,15 +29,36 @@
 //!   not fresh (`Client::replace_link`) resumes its session: a call in flight
 //!   at the drop is answered from the cache if it ran, and runs once if it
 //!   never arrived. A newer connection with the same client id takes the
-//!   session over and the older one is closed; a Hello never touches another
-//!   client's session. Client ids are not credentials: a peer that knows a
-//!   client's id (random, 32 bits) can take its session over, cached answers
-//!   included. Where peers are not trusted, authenticate them first.
+//!   session over and the older one is closed (if a call of the older one is
+//!   running, the newer one waits for it, without holding a thread beyond its
+//!   slot); a Hello never touches another client's session.
+//! - **Client ids must be unique per server.** Two clients with the same id
+//!   are one client to the server: each takes the session over from the other,
+//!   and one may be answered from the other's reply cache. Hosts draw a random
+//!   32-bit id for each client they make (`Client::new` with feature `std`,
+//!   and [`connect`]), once per client life. Client id 0 (every `no_std`
+//!   client's unless it sets one, and `ClientMachine::new()`'s) is anonymous:
+//!   its session is the connection's alone, never kept after it nor taken by
+//!   another connection, so an anonymous client that reconnects starts a new
+//!   session. Firmware that wants its session to outlive a connection sets an
+//!   id of its own, unique among the server's clients
+//!   (`ClientMachine::with_identity`).
+//! - **Client ids are not credentials.** A peer that knows a client's id can
+//!   take its session over, cached answers included. A peer that makes up ids
+//!   fills the session store: one connection adds at most one session to it (a
+//!   Hello with a new id replaces the session the connection added before), but
+//!   many connections, each with new ids, push the sessions of disconnected
+//!   clients out, least recently used first, and those clients cannot resume.
+//!   Where peers are not trusted, authenticate them first (and limit the
+//!   connections each may open).
 //! - **One service or one per connection.** [`TcpServer::shared`] serves one
 //!   service to every connection, behind a `Mutex` (locked only while a
 //!   request is dispatched, never while answers are written);
-//!   [`TcpServer::per_connection`] gives each connection its own. With
-//!   feature `events`, an `Emitter` sends events to every connected client.
+//!   [`TcpServer::per_connection`] gives each connection its own (a factory
+//!   that panics closes that connection only). With feature `events`, an
+//!   `Emitter` sends events to every connected client: it only queues them
+//!   (never waiting for a client, so a handler can emit under the shared
+//!   lock), and each connection's thread writes its own.
 //!
 //! The server's boot id (in every Welcome) is random, one per `TcpServer`.
 //! Its machines have 1024-byte receive and transmit buffers and a window of
@@ -158,7 +183,8 @@ impl ServeConfig {
     /// How many client sessions are kept by client id for clients to resume
     /// (1024; never fewer than `max_connections`). When a new client id needs
     /// room, the least recently used session of a client that is not
-    /// connected is forgotten. Each costs about 3 KiB.
+    /// connected is forgotten. Each costs about 3 KiB. Anonymous clients (id
+    /// 0) have none kept.
     #[must_use]
     pub const fn sessions(mut self, sessions: usize) -> Self {
         self.sessions = sessions;
@@ -177,8 +203,9 @@ impl Default for ServeConfig {
     }
 }
 
-/// A random 32-bit number: std's randomly keyed hasher over the time, the
-/// process id and a counter. For client and boot ids, not for secrets.
+/// A random 32-bit number, never 0 (the anonymous client id): std's randomly
+/// keyed hasher over the time, the process id and a counter. For client and
+/// boot ids, not for secrets.
 pub(crate) fn random_id() -> u32 {
     use core::hash::{BuildHasher, Hasher};
     use core::sync::atomic::{AtomicU32, Ordering};
@@ -190,7 +217,10 @@ pub(crate) fn random_id() -> u32 {
     hasher.write_u32(std::process::id());
     hasher.write_u32(COUNTER.fetch_add(1, Ordering::Relaxed));
     let hash = hasher.finish();
-    (hash ^ (hash >> 32)) as u32
+    match (hash ^ (hash >> 32)) as u32 {
+        0 => 1,
+        id => id,
+    }
 }
 
 const fn at_least_a_millisecond(d: Duration) -> Duration {

@@ -6,12 +6,13 @@ use std::collections::HashMap;
 use std::format;
 use std::io;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
+use std::time::Instant;
 
 #[cfg(feature = "events")]
-use std::{collections::VecDeque, vec::Vec};
+use std::{collections::VecDeque, sync::atomic::AtomicBool, vec::Vec};
 
 use super::ServeConfig;
 use super::conn::{self, ConnService, Session};
@@ -64,10 +65,17 @@ pub(super) struct Shared {
     /// The time `last_active` and `last_used` count from.
     epoch: std::time::Instant,
     next_id: AtomicU64,
-    /// The connections being served, by id. Their number is the slots taken.
+    /// The connections being served, by id, each until its thread ends
+    /// (closed ones included): their number is the slots taken.
     pub(super) conns: Mutex<HashMap<u64, Arc<Conn>>>,
+    /// Signalled when a slot is given back.
+    slot_freed: Condvar,
     /// The sessions kept, by client id.
     pub(super) sessions: Mutex<HashMap<u32, Arc<Session>>>,
+    /// An [`Emitter`] was handed out: connections with a session look for
+    /// queued events every [`EVENT_TICK`] while they wait for input.
+    #[cfg(feature = "events")]
+    pub(super) emitting: AtomicBool,
 }
 
 impl Shared {
@@ -77,6 +85,17 @@ impl Shared {
     }
 }
 
+/// [`Conn::state`]: running a call (its thread holds its session's machine
+/// to feed it input or write what it sends): not to be evicted.
+const BUSY: u8 = 1;
+/// [`Conn::state`]: closed (evicted, taken over, or ended); its thread is
+/// leaving, and gives its slot back when it has.
+const CLOSED: u8 = 2;
+
+/// How long a new connection waits for the slot of the connection closed to
+/// make room for it, once all are taken.
+const ADMIT_WAIT: Duration = Duration::from_secs(1);
+
 /// One connection being served, as the others see it.
 pub(super) struct Conn {
     /// Never 0 (0 is "no connection" in a session's owner).
@@ -84,28 +103,60 @@ pub(super) struct Conn {
     /// The socket; its thread reads and writes through it, and closing it
     /// (eviction, takeover) unblocks that thread at once.
     pub(super) stream: TcpStream,
-    /// When the last complete frame arrived (or the connection was accepted).
+    /// When the last complete frame arrived or the last call ended (or the
+    /// connection was accepted).
     pub(super) last_active: AtomicU64,
-    /// Handling a request (a call may be running, or waiting for the shared
-    /// service): not to be evicted.
-    pub(super) busy: AtomicBool,
+    /// [`BUSY`] and [`CLOSED`]: only the connection's thread sets or clears
+    /// `BUSY`, and only while not `CLOSED`; eviction closes only a connection
+    /// with neither. Both by compare-and-swap, so a call never starts on a
+    /// connection being evicted, and one being evicted is never running a call.
+    state: AtomicU8,
     /// The session it serves, once its client said Hello.
     pub(super) session: Mutex<Option<Arc<Session>>>,
-    /// Events waiting for the session's machine (feature `events`).
+    /// Events for its thread to send (feature `events`).
     #[cfg(feature = "events")]
     pub(super) events: Mutex<VecDeque<(u16, Vec<u8>)>>,
 }
 
 impl Conn {
-    /// Closes the connection: its thread's next read or write fails.
+    /// Closes the connection: its thread's next read or write fails, and it
+    /// starts no call.
     pub(super) fn close(&self) {
+        self.state.fetch_or(CLOSED, Ordering::SeqCst);
         let _ = self.stream.shutdown(Shutdown::Both);
+    }
+
+    pub(super) fn is_closed(&self) -> bool {
+        self.state.load(Ordering::SeqCst) & CLOSED != 0
+    }
+
+    /// Marks the connection as running a call (still true if it already
+    /// was); `false` if it is closed, and must not.
+    pub(super) fn begin_call(&self) -> bool {
+        self.state.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |s| (s & CLOSED == 0).then_some(s | BUSY)).is_ok()
+    }
+
+    /// The call is over: the connection may be evicted again, counting its
+    /// idle time from `now`.
+    pub(super) fn end_call(&self, now: u64) {
+        self.last_active.store(now, Ordering::Relaxed);
+        self.state.fetch_and(!BUSY, Ordering::SeqCst);
+    }
+
+    /// Closes the connection if it is neither running a call nor closed.
+    fn evict(&self) -> bool {
+        let evicted = self.state.compare_exchange(0, CLOSED, Ordering::SeqCst, Ordering::SeqCst).is_ok();
+        if evicted {
+            let _ = self.stream.shutdown(Shutdown::Both);
+        }
+        evicted
     }
 }
 
 /// A connection's hold on its slot: released when dropped, on every exit of
 /// the connection's thread, panics included (or with the thread's closure
-/// if the thread could not start).
+/// if the thread could not start). Closing a connection does not release
+/// its slot: its thread does, when it has ended.
 pub(super) struct Slot {
     pub(super) shared: Arc<Shared>,
     pub(super) conn: Arc<Conn>,
@@ -114,16 +165,12 @@ pub(super) struct Slot {
 impl Drop for Slot {
     fn drop(&mut self) {
         self.conn.close();
-        {
-            let mut conns = lock(&self.shared.conns);
-            if conns.get(&self.conn.id).is_some_and(|c| Arc::ptr_eq(c, &self.conn)) {
-                conns.remove(&self.conn.id);
-            }
-        }
         let session = lock(&self.conn.session).take();
         if let Some(session) = session {
             session.release(self.conn.id, self.shared.micros());
         }
+        lock(&self.shared.conns).remove(&self.conn.id);
+        self.shared.slot_freed.notify_all();
     }
 }
 
@@ -139,8 +186,9 @@ impl<S: Dispatch + Send + 'static> TcpServer<S> {
 
 impl<S: Dispatch + Send + 'static, F: Fn() -> S> TcpServer<S, F> {
     /// A server that gives each connection a service of its own,
-    /// `new_service()`, called on the accepting thread. A client that
-    /// reconnects keeps its session, not its service.
+    /// `new_service()`, called on the accepting thread (if it panics, that
+    /// connection is closed and serving goes on). A client that reconnects
+    /// keeps its session, not its service.
     pub fn per_connection(new_service: F, config: ServeConfig) -> Self {
         TcpServer { source: Source::Factory(new_service), shared: Self::new_shared(config), clock: StdClock::new() }
     }
@@ -152,7 +200,10 @@ impl<S: Dispatch + Send + 'static, F: Fn() -> S> TcpServer<S, F> {
             epoch: std::time::Instant::now(),
             next_id: AtomicU64::new(1),
             conns: Mutex::new(HashMap::new()),
+            slot_freed: Condvar::new(),
             sessions: Mutex::new(HashMap::new()),
+            #[cfg(feature = "events")]
+            emitting: AtomicBool::new(false),
         })
     }
 
@@ -160,6 +211,7 @@ impl<S: Dispatch + Send + 'static, F: Fn() -> S> TcpServer<S, F> {
     /// (feature `events`), from any thread, before or while it serves.
     #[cfg(feature = "events")]
     pub fn emitter(&self) -> Emitter {
+        self.shared.emitting.store(true, Ordering::SeqCst);
         Emitter { shared: self.shared.clone() }
     }
 
@@ -219,20 +271,15 @@ impl<S: Dispatch + Send + 'static, F: Fn() -> S> TcpServer<S, F> {
             id,
             stream,
             last_active: AtomicU64::new(self.shared.micros()),
-            busy: AtomicBool::new(false),
+            state: AtomicU8::new(0),
             session: Mutex::new(None),
             #[cfg(feature = "events")]
             events: Mutex::new(VecDeque::new()),
         });
-        {
-            let mut conns = lock(&self.shared.conns);
-            if conns.len() >= config.max_connections && !evict_idlest(&mut conns) {
-                drop(conns);
-                wc_warn!("tcp: all {} connections are running calls; a new one is closed", config.max_connections);
-                conn.close();
-                return;
-            }
-            conns.insert(id, conn.clone());
+        if let Err(why) = self.take_slot(&conn) {
+            wc_warn!("tcp: all {} connections taken, {}; a new one is closed", config.max_connections, why);
+            conn.close();
+            return;
         }
         // From here on the slot is released whatever happens.
         let slot = Slot { shared: self.shared.clone(), conn };
@@ -240,7 +287,14 @@ impl<S: Dispatch + Send + 'static, F: Fn() -> S> TcpServer<S, F> {
             Source::Shared(service) => (ConnService::Shared(service.clone()), self.clock),
             // The clock starts with the connection, as the service's own clock
             // most likely does (it is made here): the deadlines handlers see are on it.
-            Source::Factory(new_service) => (ConnService::Own(new_service()), StdClock::new()),
+            Source::Factory(new_service) => {
+                let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(new_service));
+                let Ok(service) = made else {
+                    wc_warn!("tcp: making the service of connection {} panicked; it is closed", id);
+                    return;
+                };
+                (ConnService::Own(service), StdClock::new())
+            }
         };
         let spawned =
             thread::Builder::new().name(format!("wirecall {peer}")).spawn(move || conn::run(slot, service, clock));
@@ -251,19 +305,49 @@ impl<S: Dispatch + Send + 'static, F: Fn() -> S> TcpServer<S, F> {
     }
 }
 
+impl<S, F> TcpServer<S, F> {
+    /// Gives `conn` a slot. When all are taken, it closes the connection idle
+    /// longest (unless one closed and not running a call is already leaving)
+    /// and waits for its thread to end and give its slot back; with every
+    /// connection running a call, it looks again every 10 ms. Up to
+    /// [`ADMIT_WAIT`] in all; `Err` with why not.
+    fn take_slot(&self, conn: &Arc<Conn>) -> Result<(), &'static str> {
+        let max = self.shared.config.max_connections;
+        let until = Instant::now() + ADMIT_WAIT;
+        let mut conns = lock(&self.shared.conns);
+        while conns.len() >= max {
+            let leaving = conns.values().any(|c| c.state.load(Ordering::SeqCst) == CLOSED);
+            let closing = leaving || evict_idlest(&conns);
+            let Some(left) = until.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) else {
+                return Err(if closing { "none given back in time" } else { "every one running a call" });
+            };
+            let wait = if closing { left } else { left.min(Duration::from_millis(10)) };
+            conns = match self.shared.slot_freed.wait_timeout(conns, wait) {
+                Ok((conns, _)) => conns,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+        conns.insert(conn.id, conn.clone());
+        Ok(())
+    }
+}
+
 /// Makes room for a new connection by closing the one whose last complete
-/// frame is oldest, among those not handling input. `false` if every
-/// connection is busy.
-fn evict_idlest(conns: &mut HashMap<u64, Arc<Conn>>) -> bool {
-    let idlest = conns
-        .values()
-        .filter(|c| !c.busy.load(Ordering::SeqCst))
-        .min_by_key(|c| c.last_active.load(Ordering::Relaxed))
-        .map(|c| c.id);
-    let Some(conn) = idlest.and_then(|id| conns.remove(&id)) else { return false };
-    wc_debug!("tcp: all connections taken; closing the idlest, {}", conn.id);
-    conn.close();
-    true
+/// frame (or call) is oldest, among those neither running a call nor closed
+/// already. `false` if there is none.
+fn evict_idlest(conns: &HashMap<u64, Arc<Conn>>) -> bool {
+    loop {
+        let idlest = conns
+            .values()
+            .filter(|c| c.state.load(Ordering::SeqCst) == 0)
+            .min_by_key(|c| c.last_active.load(Ordering::Relaxed));
+        let Some(conn) = idlest else { return false };
+        // Fails only if it started a call (or closed) meanwhile: try the next.
+        if conn.evict() {
+            wc_debug!("tcp: all connections taken; closing the idlest, {}", conn.id);
+            return true;
+        }
+    }
 }
 
 /// How the accept loop treats an error of `accept`.
@@ -322,27 +406,38 @@ fn set_keepalive(stream: &TcpStream, idle: Duration) -> io::Result<()> {
 /// Sends events to the clients connected to a [`TcpServer`] (feature
 /// `events`): every connection whose client has said Hello. Cheap to clone;
 /// usable from any thread, handlers included.
+///
+/// Emitting only queues: each connection's own thread writes its events,
+/// after the answer it is writing if any, and within 20 ms if it is waiting
+/// for input (once a server has handed out an emitter, its connections with
+/// a session wait for input 20 ms at a time, to look at their queues).
 #[cfg(feature = "events")]
 #[derive(Clone)]
 pub struct Emitter {
     shared: Arc<Shared>,
 }
 
-/// Events kept for a connection that is handling a call when they are
-/// emitted (it sends them when the call is answered): the oldest beyond this
-/// many are dropped, which its client counts as missed.
+/// Events queued for a connection, at most: one emitted while its queue is
+/// full (its client does not read, or a call holds the connection up) is
+/// dropped for it, and not counted in what `emit` returns.
 #[cfg(feature = "events")]
 const EVENTS_QUEUED: usize = 64;
 
+/// How long a connection with a session waits for input at a time, once the
+/// server has an [`Emitter`]: the longest an event waits in its queue while
+/// the connection is idle.
+#[cfg(feature = "events")]
+pub(super) const EVENT_TICK: Duration = Duration::from_millis(20);
+
 #[cfg(feature = "events")]
 impl Emitter {
-    /// Sends `payload` on `topic` to every connected client and returns how
-    /// many it went to. It is written at once to each connection that is
-    /// waiting for input, and after the answer to each that is handling a
-    /// call; it blocks on none of them for long, except on a client that
-    /// does not read (up to the write timeout, once: that connection is
-    /// then closed). Events are never sent twice: a client that is not
-    /// connected misses them, and counts the gap.
+    /// Queues `payload` on `topic` for every connected client and returns
+    /// for how many it was queued. It never waits for a client: each
+    /// connection's thread writes it (see [`Emitter`]). A client whose queue
+    /// is full (64 events) does not get it, and sees no gap for it (events are
+    /// numbered as they are written); a client that does not take what is
+    /// written within the write timeout is closed. Events are never sent
+    /// twice: a client that is not connected misses them.
     ///
     /// # Errors
     /// [`EmitError::TooLarge`](crate::machine::EmitError::TooLarge) if the
@@ -361,20 +456,19 @@ impl Emitter {
             Err(_) => return Err(crate::machine::EmitError::TooLarge),
         };
         let conns: Vec<Arc<Conn>> = lock(&self.shared.conns).values().cloned().collect();
-        let mut sent = 0;
+        let mut queued = 0;
         for conn in conns {
-            let session = lock(&conn.session).clone();
-            let Some(session) = session else { continue };
-            {
-                let mut queue = lock(&conn.events);
-                if queue.len() >= EVENTS_QUEUED {
-                    queue.pop_front();
-                }
-                queue.push_back((topic.id, encoded.clone()));
+            if conn.is_closed() || lock(&conn.session).is_none() {
+                continue;
             }
-            sent += 1;
-            let _ = conn::deliver_events(&conn, &session, self.shared.boot_id, false);
+            let mut queue = lock(&conn.events);
+            if queue.len() >= EVENTS_QUEUED {
+                wc_debug!("tcp: connection {} has {} events queued; one more is dropped", conn.id, EVENTS_QUEUED);
+                continue;
+            }
+            queue.push_back((topic.id, encoded.clone()));
+            queued += 1;
         }
-        Ok(sent)
+        Ok(queued)
     }
 }
