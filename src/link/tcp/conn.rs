@@ -297,13 +297,17 @@ impl<S: Dispatch> Connection<S> {
         } else {
             wanted
         };
-        // A timeout set earlier that is not much longer than wanted will do:
-        // the loop looks at the time again when it ends.
+        // A timeout set earlier that is at most a quarter longer than wanted, or
+        // shorter but not below half, will do: the loop looks at the time again
+        // when it ends. (So a wait that shrinks as a deadline nears does not cost
+        // a system call per read.)
         let set = match (self.read_timeout, wanted) {
             (None, _) => true,
             (Some(None), wanted) => wanted.is_some(),
             (Some(Some(_)), None) => true,
-            (Some(Some(current)), Some(wanted)) => wanted < current || wanted > current.saturating_mul(2),
+            (Some(Some(current)), Some(wanted)) => {
+                current > wanted.saturating_add(wanted / 4) || wanted > current.saturating_mul(2)
+            }
         };
         if set {
             self.slot.conn.stream.set_read_timeout(wanted).map_err(|_| Closed)?;
