@@ -239,14 +239,14 @@ fn kinds(bytes: &[u8]) -> Vec<(u8, u16)> {
 fn a_refused_call_in_the_resumable_calls_slot_is_never_sent_by_resume() {
     let mut server = ServerMachine::<64, 64>::new();
     let mut service = example::Dispatcher(Example);
-    let mut m = ClientMachine::<64, 300>::with_identity(7, 0);
+    let mut m = Machine::with_identity(7, 0);
     let a = m.start(example::methods::add, &(2i32, 3i32), T0, DEADLINE).unwrap();
-    let hello = take_small(&mut m);
+    let hello = take(&mut m);
     server.receive(&hello, T0, &mut service);
     let welcome = server.outgoing().to_vec();
     server.wrote(welcome.len());
     m.receive(&welcome, T0);
-    let request = take_small(&mut m);
+    let request = take(&mut m);
     server.receive(&request, T0, &mut service);
     let lost = server.outgoing().len();
     server.wrote(lost); // the Reply is lost
@@ -259,7 +259,7 @@ fn a_refused_call_in_the_resumable_calls_slot_is_never_sent_by_resume() {
     assert!(m.outgoing().is_empty(), "nothing sent under any number");
     // The next call gets its own answer.
     let b = m.start(example::methods::add, &(1i32, 1i32), DEADLINE, later).unwrap();
-    let request = take_small(&mut m);
+    let request = take(&mut m);
     assert_eq!(kinds(&request), [(1, b)]);
     server.receive(&request, DEADLINE, &mut service);
     let reply = server.outgoing().to_vec();
@@ -267,47 +267,41 @@ fn a_refused_call_in_the_resumable_calls_slot_is_never_sent_by_resume() {
     assert_eq!(incoming.and_then(Incoming::done), Some(Ok(&[4u8][..])), "add(1, 1) = 2");
 }
 
-fn take_small(m: &mut ClientMachine<64, 300>) -> Vec<u8> {
-    let out = m.outgoing().to_vec();
-    m.wrote(out.len());
-    out
-}
-
 #[cfg(feature = "cancel")]
 #[test]
 fn a_cancel_made_before_a_welcome_without_cancel_is_not_sent() {
-    let mut m = ClientMachine::<64, 300>::with_identity(7, 0);
+    let mut m = Machine::with_identity(7, 0);
     let a = m.start(example::methods::add, &(2i32, 3i32), T0, DEADLINE).unwrap();
-    let hello = kinds(&take_small(&mut m))[0].1;
+    let hello = kinds(&take(&mut m))[0].1;
     m.receive(&welcome_to(hello, false, None), T0);
-    take_small(&mut m);
+    take(&mut m);
     assert_eq!(m.poll(DEADLINE), Some((a, Error::Timeout)));
     m.fail_link();
     let later = Instant::from_millis(3000);
     assert_eq!(m.resume(DEADLINE, later), Ok(a));
-    let hello = kinds(&take_small(&mut m))[0].1;
+    let hello = kinds(&take(&mut m))[0].1;
     assert!(m.cancel(a, DEADLINE), "before the Welcome the client cannot know");
     m.receive(&welcome_to(hello, true, None), DEADLINE);
-    assert_eq!(kinds(&take_small(&mut m)), [(1, a)], "the resumed request, not a Cancel");
+    assert_eq!(kinds(&take(&mut m)), [(1, a)], "the resumed request, not a Cancel");
 }
 
 #[cfg(feature = "deadlines")]
 #[test]
 fn the_size_check_is_made_on_the_frame_that_will_be_sent() {
-    let mut m = ClientMachine::<64, 300>::with_identity(7, 0);
+    let mut m = Machine::with_identity(7, 0);
     m.set_budget_on_wire(true);
     // add(2, 3): 10 decoded bytes as a Timed Request, 8 plain.
     let a = m.start(example::methods::add, &(2i32, 3i32), T0, DEADLINE).unwrap();
-    let hello = kinds(&take_small(&mut m))[0].1;
+    let hello = kinds(&take(&mut m))[0].1;
     m.receive(&welcome_to(hello, false, Some(Capabilities { rx: 8, tx: 64, features: Features::NONE })), T0);
-    assert_eq!(kinds(&take_small(&mut m)), [(1, a)], "plain, and it fits");
+    assert_eq!(kinds(&take(&mut m)), [(1, a)], "plain, and it fits");
 }
 
 #[test]
 fn a_welcome_with_malformed_capabilities_is_dropped() {
-    let mut m = ClientMachine::<64, 300>::with_identity(7, 0);
+    let mut m = Machine::with_identity(7, 0);
     m.start(example::methods::add, &(2i32, 3i32), T0, DEADLINE).unwrap();
-    let hello = kinds(&take_small(&mut m))[0].1;
+    let hello = kinds(&take(&mut m))[0].1;
     // rx, then a varint cut short: the frame ends inside the capabilities.
     let truncated = raw_welcome(hello, &[0x80, 0x02, 0xfd]);
     assert_eq!(m.receive(&truncated, T0), (truncated.len(), None));
@@ -317,7 +311,7 @@ fn a_welcome_with_malformed_capabilities_is_dropped() {
     }
     // The well-formed one opens it.
     m.receive(&welcome_to(hello, false, None), T0);
-    assert_eq!(kinds(&take_small(&mut m)).len(), 1);
+    assert_eq!(kinds(&take(&mut m)).len(), 1);
 }
 
 fn welcome_to(seq: u16, resumed: bool, caps: Option<Capabilities>) -> Vec<u8> {
