@@ -589,9 +589,11 @@ mod streams {
             frames(&server_in(s, input, at(0), svc).concat())
         };
 
-        // Credit without a session: dropped, counted only in frames_in.
-        assert_eq!(sent(&mut s, &credit(1, 10), &mut svc), []);
+        // Credit without a session: answered Status 9, counted in no_session.
+        assert_eq!(sent(&mut s, &credit(1, 10), &mut svc), [status(1, Status::FailedPrecondition)]);
         e.link.frames_in += 1;
+        e.link.frames_out += 1;
+        e.no_session += 1;
         assert_counted!(s.stats(), e, "credit without a session");
 
         answer(&mut s, &hello(0), at(0), &mut svc);

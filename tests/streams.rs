@@ -340,3 +340,39 @@ fn a_cancelled_stream_ends_cancelled_counting_exactly_the_items_produced() {
         assert_eq!(src.produced(), end.sent as usize, "nothing produced after the End");
     }
 }
+
+/// A stream that has items sends Credits, not its Request, when it waits: a
+/// server that restarted answers a Credit with Status 9, so the stream ends
+/// then (outcome unknown), not at its idle deadline.
+#[test]
+fn a_stream_whose_server_restarted_ends_at_its_next_credit_not_at_its_idle_deadline() {
+    let mut svc = source::Dispatcher(Source::default());
+    let mut server = ServerMachine::<256, 256>::new();
+    let mut client = ClientMachine::<256, 256>::with_identity(7, 0);
+    client.set_retry_policy(RetryPolicy { attempt_timeout: Duration::from_millis(100), ..RetryPolicy::DEFAULT });
+    let idle = at(10_000);
+    let seq = client.start_stream(source::methods::numbers, &(10u32,), 2, at(0), idle).unwrap();
+    let mut got = Vec::new();
+    // The handshake, the request, and the first items under credit 2.
+    for _ in 0..3 {
+        let out = client_out(&mut client).concat();
+        let answers = server_in(&mut server, &out, at(0), &mut svc).concat();
+        got.extend(client_in(&mut client, &answers, at(0)));
+    }
+    assert!(got.iter().any(|g| matches!(g, Got::Item { .. })), "items arrived: {got:?}");
+    // The server restarts; what it sends now is lost. The client waits an attempt,
+    // then sends a Credit (it has items), which the new server answers with Status 9.
+    server = ServerMachine::<256, 256>::new();
+    assert_eq!(client_poll(&mut client, at(200)), []);
+    let out = client_out(&mut client).concat();
+    assert!(frames(&out).iter().all(|f| matches!(f, F::Credit { .. })), "{:?}", frames(&out));
+    let answers = server_in(&mut server, &out, at(200), &mut svc).concat();
+    let answered = frames(&answers);
+    assert!(!answered.is_empty(), "answered");
+    assert!(answered.iter().all(|f| *f == F::Status { seq, status: Status::FailedPrecondition }), "{answered:?}");
+    let ended = client_in(&mut client, &answers, at(200));
+    let [Got::Done { seq: s, outcome: Err(error) }] = &ended[..] else { panic!("{ended:?}") };
+    assert_eq!(*s, seq);
+    assert!(error.may_have_executed(), "the stream ran: unknown, never 'not executed'");
+    assert_eq!(client.in_flight(), 0, "ended at 200 ms, not at the 10 s idle deadline");
+}

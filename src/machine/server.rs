@@ -1029,6 +1029,12 @@ impl<const RX: usize, const TX: usize, const W: usize> ServerMachine<RX, TX, W> 
             }
             #[cfg(feature = "streams")]
             Frame::Credit { seq, limit } => {
+                if !self.session.open {
+                    // A client streaming to a server that restarted learns it now,
+                    // not at its stream's idle deadline (PROTOCOL.md §8.3).
+                    count!(self.stats.no_session);
+                    return self.small(seq, Status::FailedPrecondition);
+                }
                 if self.stream.active && self.stream.seq == seq {
                     self.stream.limit = self.stream.limit.max(limit);
                 } else if let (true, Seen::Cached(slot)) = (self.session.open, self.seen(seq)) {
